@@ -1,0 +1,10 @@
+//! close-gateway: the one gRPC door to the Close CRM API.
+//!
+//! Module map: [`config`] (flags and environment), [`server`] (tonic server, health,
+//! reflection, shutdown), [`services`] (one file per gRPC service), [`close`] (the only HTTP
+//! client to Close and its error and rate-limit parsing), [`error`] (the one table from errors
+//! to gRPC statuses), [`emulator`] (an in-memory Close for tests, benchmarks and `--dev`),
+//! [`telemetry`] (logs and metrics).
+
+pub mod close;
+pub mod proto;
