@@ -7,4 +7,10 @@
 //! [`telemetry`] (logs and metrics).
 
 pub mod close;
+pub mod config;
+pub mod dev;
+pub mod error;
 pub mod proto;
+pub mod server;
+pub mod services;
+pub mod telemetry;

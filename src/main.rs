@@ -1,1 +1,59 @@
-fn main() {}
+//! `close-gateway`: parses configuration, starts logging, binds the listener and runs the server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use close_gateway::close::CloseClient;
+use close_gateway::config::Config;
+use close_gateway::server::{self, ServerOptions};
+use close_gateway::services::Gateway;
+use close_gateway::services::raw::RawPolicy;
+use close_gateway::{dev, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    if let Err(error) = telemetry::init_logging(config.log_format, &config.log_level) {
+        eprintln!("close-gateway: {error}");
+        return ExitCode::from(2);
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "close-gateway stopped");
+            eprintln!("close-gateway: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    // --dev swaps Close for an in-process emulator with sample data and a dev key.
+    let (client_config, dev_emulator) = if config.dev {
+        let (client_config, emulator) = dev::start(&config).await?;
+        (client_config, Some(emulator))
+    } else {
+        (config.client_config()?, None)
+    };
+    let raw_policy = RawPolicy::parse(&config.raw_allow, &config.raw_deny)?;
+    let gateway = Gateway {
+        client: CloseClient::new(client_config)?,
+        raw_policy: Arc::new(raw_policy),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|e| format!("LISTEN_ADDR {}: {e}", config.listen_addr))?;
+    let addr = listener.local_addr()?;
+    // Tests and the quick start read this line to find the port.
+    println!("close-gateway listening on {addr}");
+    if let Some(emulator) = &dev_emulator {
+        dev::print_instructions(addr, emulator);
+    }
+    let options = ServerOptions {
+        shutdown_grace: config.shutdown_grace,
+        max_message_bytes: config.max_grpc_message_bytes,
+    };
+    server::run(listener, gateway, options, server::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Configuration from flags and environment variables; `close-gateway --help` documents each.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::close::{ApiKey, ClientConfig};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.close.com/api/v1";
+
+/// Paths RawService refuses unless explicitly allowed: keys, webhooks, organization, members,
+/// roles and bulk actions can hurt the whole organization and have no business in a pass-through.
+pub const DEFAULT_RAW_DENY: &str = "/api_key/,/webhook/,/organization/,/membership/,/role/,\
+/bulk_action/,/export/,/me/api_key/,/oauth2/,/integration_link/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// close-gateway: the one gRPC door to the Close CRM API.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Config {
+    /// Start an in-process Close emulator loaded with sample data and use it instead of Close.
+    /// No credentials needed. For trying the gateway locally; never in production.
+    #[arg(long, env = "CLOSE_GATEWAY_DEV")]
+    pub dev: bool,
+
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+
+    /// Close API key (HTTP Basic username). Prefer CLOSE_API_KEY_FILE in production.
+    #[arg(long, env = "CLOSE_API_KEY", hide_env_values = true)]
+    pub close_api_key: Option<String>,
+
+    /// File holding the Close API key (e.g. a mounted Kubernetes secret). Surrounding
+    /// whitespace is ignored.
+    #[arg(long, env = "CLOSE_API_KEY_FILE", conflicts_with = "close_api_key")]
+    pub close_api_key_file: Option<PathBuf>,
+
+    /// Base URL of Close's API.
+    #[arg(long, env = "CLOSE_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    pub close_base_url: String,
+
+    /// Upper bound of one request to Close; a shorter caller deadline shortens it.
+    #[arg(long, env = "UPSTREAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Upper bound of establishing a connection to Close.
+    #[arg(long, env = "CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Largest JSON body sent to Close, in bytes.
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
+    pub max_request_bytes: usize,
+
+    /// Largest body accepted from Close, in bytes.
+    #[arg(long, env = "MAX_RESPONSE_BYTES", default_value_t = 16 << 20)]
+    pub max_response_bytes: usize,
+
+    /// Largest gRPC message accepted from or sent to callers, in bytes.
+    #[arg(long, env = "MAX_GRPC_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    pub max_grpc_message_bytes: usize,
+
+    /// How long in-flight calls may take to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// RawService: comma-separated path prefixes (optionally "METHOD /prefix/") allowed.
+    /// Empty allows every path not denied.
+    #[arg(long, env = "RAW_ALLOW", default_value = "")]
+    pub raw_allow: String,
+
+    /// RawService: comma-separated path prefixes (optionally "METHOD /prefix/") denied. Deny
+    /// wins over allow.
+    #[arg(long, env = "RAW_DENY", default_value = DEFAULT_RAW_DENY)]
+    pub raw_deny: String,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter, in tracing-subscriber's EnvFilter syntax (e.g. "info,close_gateway=debug").
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("CLOSE_API_KEY or CLOSE_API_KEY_FILE is required (or --dev to use the emulator)")]
+    MissingApiKey,
+    #[error("CLOSE_API_KEY_FILE {path}: {source}")]
+    ApiKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{setting} is malformed: {reason}")]
+    Malformed {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// The Close client's settings; `base_url` and `api_key` may be overridden by `--dev`.
+    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
+        let api_key = self.api_key()?;
+        check_base_url(&self.close_base_url)?;
+        Ok(ClientConfig {
+            base_url: self.close_base_url.clone(),
+            api_key,
+            timeout: self.upstream_timeout,
+            connect_timeout: self.connect_timeout,
+            max_request_bytes: self.max_request_bytes,
+            max_response_bytes: self.max_response_bytes,
+        })
+    }
+
+    fn api_key(&self) -> Result<ApiKey, ConfigError> {
+        let key = match (&self.close_api_key, &self.close_api_key_file) {
+            (Some(key), _) => key.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::ApiKeyFile {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Err(ConfigError::MissingApiKey),
+        };
+        if key.is_empty() {
+            return Err(ConfigError::MissingApiKey);
+        }
+        // Never echo the key itself: say what is wrong with it.
+        if key
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == ':')
+        {
+            return Err(ConfigError::Malformed {
+                setting: "CLOSE_API_KEY",
+                reason: "contains whitespace, a control character or ':'".to_owned(),
+            });
+        }
+        Ok(ApiKey::new(key))
+    }
+}
+
+fn check_base_url(url: &str) -> Result<(), ConfigError> {
+    let malformed = |reason: &str| ConfigError::Malformed {
+        setting: "CLOSE_BASE_URL",
+        reason: reason.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| malformed(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(malformed("scheme must be http or https"));
+    }
+    if parsed.host_str().is_none() {
+        return Err(malformed("no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(malformed("must not have a query or fragment"));
+    }
+    Ok(())
+}
