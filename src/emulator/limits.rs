@@ -117,9 +117,10 @@ impl Limiter {
     pub fn check(&mut self, bucket: &str, key: &str, org: &str, now: Instant) -> Verdict {
         let window = self.limits.window.max(Duration::from_millis(1));
         let elapsed = now.saturating_duration_since(self.start);
-        let index = u64::try_from(elapsed.as_nanos() / window.as_nanos()).unwrap_or(u64::MAX);
-        let end = window.saturating_mul(u32::try_from(index + 1).unwrap_or(u32::MAX));
-        let reset = end.saturating_sub(elapsed);
+        let (nanos, window_nanos) = (elapsed.as_nanos(), window.as_nanos());
+        let index = u64::try_from(nanos / window_nanos).unwrap_or(u64::MAX);
+        let reset_nanos = window_nanos - nanos % window_nanos;
+        let reset = Duration::from_nanos(u64::try_from(reset_nanos).unwrap_or(u64::MAX));
         let key_limit = self.limits.key_limit(bucket);
         let org_limit = self.limits.org_limit(bucket);
         let key_used = self.used(bucket, &format!("key:{key}"), index);

@@ -133,3 +133,13 @@ pub fn is_close_timestamp(value: &Value) -> bool {
         .collect();
     shape == "9999-99-99T99:99:99.999999+99:99" && text.ends_with("+00:00")
 }
+
+/// The ids of a `{"data": [...]}` page.
+pub fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_str().unwrap().to_owned())
+        .collect()
+}
