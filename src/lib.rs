@@ -4,8 +4,10 @@
 //! reflection, shutdown), [`services`] (one file per gRPC service), [`close`] (the only HTTP
 //! client to Close and its error and rate-limit parsing), [`error`] (the one table from errors
 //! to gRPC statuses), [`emulator`] (an in-memory Close for tests, benchmarks and `--dev`),
-//! [`telemetry`] (logs and metrics).
+//! [`telemetry`] (logs and metrics), [`bench`] (the benchmark harness of
+//! `close-gateway-bench`).
 
+pub mod bench;
 pub mod close;
 pub mod config;
 pub mod dev;

@@ -1,0 +1,172 @@
+//! One phase of a scenario: a fresh emulator, and either three fresh gateway replicas on an
+//! emptied Redis or the direct clients; the burst driven through them together with the
+//! scenario's events (a limit change, another client); then everything the report needs,
+//! read before the processes are killed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use tokio::time::Instant;
+
+use super::clock::EmuClock;
+use super::control::{API_KEY, EmulatorProc};
+use super::direct::{self, OtherLog};
+use super::drive::{self, CallRecord};
+use super::error::BenchError;
+use super::procs::{self, Binaries};
+use super::redis_stats::RedisStats;
+use super::scenario::{Scenario, WINDOW};
+use super::workload::Plan;
+use crate::proto::close::v1::GetRateLimitsRequest;
+use crate::proto::close::v1::rate_limit_service_client::RateLimitServiceClient;
+
+/// Time between connecting the callers and the burst, so that every call task is spawned
+/// and waiting when it starts.
+const LEAD_IN: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Gateway,
+    Direct,
+}
+
+/// What the harness shares between phases.
+pub struct Env<'a> {
+    pub bins: &'a Binaries,
+    pub redis: &'a mut RedisStats,
+    pub redis_url: &'a str,
+    pub replicas: usize,
+    /// Extra gateway settings from the command line (`KEY=VALUE`).
+    pub gateway_env: &'a [(String, String)],
+}
+
+/// Everything measured in one phase.
+pub struct Phase {
+    pub mode: Mode,
+    pub clock: EmuClock,
+    pub t0: Instant,
+    pub records: Vec<CallRecord>,
+    pub emulator: crate::emulator::Stats,
+    pub other: Option<OtherLog>,
+    /// When the limit change was sent.
+    pub change_at: Option<Instant>,
+    /// Redis calls per command (gateway phase).
+    pub redis: BTreeMap<String, u64>,
+    /// What replica 0 says it learned: group, limit, source (gateway phase, when served).
+    pub learned: Result<Vec<(String, u64, String)>, String>,
+}
+
+pub async fn run(
+    mode: Mode,
+    scenario: &Scenario,
+    plan: &Plan,
+    env: &mut Env<'_>,
+    timeout: Duration,
+) -> Result<Phase, BenchError> {
+    let emulator = EmulatorProc::start(&env.bins.emulator, scenario).await?;
+    let clock = emulator.clock().await?;
+    let mut replicas = Vec::new();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    if mode == Mode::Gateway {
+        env.redis.reset().await?;
+        let settings = gateway_settings(&emulator.base_url, env);
+        let starts =
+            (0..env.replicas).map(|i| procs::start_gateway(&env.bins.gateway, i, &settings));
+        for (proc, addr) in try_join_all(starts).await? {
+            replicas.push(proc);
+            addrs.push(addr);
+        }
+    }
+    let (grpc, http) = match mode {
+        Mode::Gateway => (
+            drive::connect_callers(plan.callers, &addrs).await?,
+            Vec::new(),
+        ),
+        Mode::Direct => (Vec::new(), direct::clients(plan.callers)?),
+    };
+    let t0 = Instant::now() + LEAD_IN;
+    let load = async {
+        match mode {
+            Mode::Gateway => drive::drive_gateway(plan, &grpc, t0, timeout).await,
+            Mode::Direct => {
+                direct::drive_direct(plan, &http, &emulator.base_url, t0, timeout).await
+            }
+        }
+    };
+    let change = async {
+        let Some(change) = &scenario.change else {
+            return Ok(None);
+        };
+        tokio::time::sleep_until(t0 + WINDOW.mul_f64(change.at)).await;
+        let at = Instant::now();
+        emulator.set_limit(change.bucket, change.to).await?;
+        Ok::<_, BenchError>(Some(at + at.elapsed() / 2))
+    };
+    let other = async {
+        match &scenario.other {
+            Some(other) => {
+                Some(direct::run_other(other.clone(), emulator.base_url.clone(), t0).await)
+            }
+            None => None,
+        }
+    };
+    let (records, change_at, other) = tokio::join!(load, change, other);
+    let change_at = change_at?;
+    let stats = emulator.stats().await?;
+    let (redis, learned) = match mode {
+        Mode::Gateway => (env.redis.commands().await?, learned(&addrs).await),
+        Mode::Direct => (BTreeMap::new(), Err("direct".to_owned())),
+    };
+    drop(replicas);
+    Ok(Phase {
+        mode,
+        clock,
+        t0,
+        records,
+        emulator: stats,
+        other,
+        change_at,
+        redis,
+        learned,
+    })
+}
+
+/// The replicas' environment: the emulator as Close, the shared Redis, quiet logs.
+fn gateway_settings(base_url: &str, env: &Env<'_>) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = [
+        ("CLOSE_API_KEY", API_KEY),
+        ("CLOSE_BASE_URL", base_url),
+        ("REDIS_URL", env.redis_url),
+        ("LOG_LEVEL", "warn"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    settings.extend(env.gateway_env.iter().cloned());
+    settings
+}
+
+/// `GetRateLimits` of the first replica, when the gateway serves it.
+async fn learned(addrs: &[SocketAddr]) -> Result<Vec<(String, u64, String)>, String> {
+    let addr = addrs.first().ok_or("no replica")?;
+    let mut client = RateLimitServiceClient::connect(format!("http://{addr}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut request = tonic::Request::new(GetRateLimitsRequest {});
+    request.set_timeout(Duration::from_secs(5));
+    let response = client
+        .get_rate_limits(request)
+        .await
+        .map_err(|s| format!("{:?}", s.code()))?;
+    Ok(response
+        .into_inner()
+        .groups
+        .into_iter()
+        .map(|g| {
+            let source = format!("{:?}", g.source());
+            (g.group, g.limit, source)
+        })
+        .collect())
+}
