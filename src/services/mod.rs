@@ -2,6 +2,7 @@
 //! taken from gRPC metadata.
 
 pub mod activity;
+pub mod activity_convert;
 pub mod convert;
 pub mod lead;
 pub mod mask;
