@@ -10,6 +10,7 @@ pub mod close;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod emulator;
 pub mod proto;
 pub mod server;
 pub mod services;
