@@ -9,8 +9,8 @@
 pub mod close;
 pub mod config;
 pub mod dev;
-pub mod error;
 pub mod emulator;
+pub mod error;
 pub mod proto;
 pub mod server;
 pub mod services;
