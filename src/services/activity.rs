@@ -74,12 +74,13 @@ impl ActivityService {
 
     async fn create(
         &self,
-        kind: &str,
+        path: &str,
         body: serde_json::Map<String, Value>,
         known: ActivityType,
         ctx: &CallContext,
     ) -> Result<Activity, Error> {
-        let upstream = CloseRequest::post(format!("/activity/{kind}/"), Value::Object(body));
+        // A POST: never retried, a lost answer is OUTCOME_UNKNOWN (see crate::error).
+        let upstream = CloseRequest::post(format!("/activity/{path}/"), Value::Object(body));
         let created = self.send(upstream, ctx).await?;
         Ok(activity_from_json(object(created)?, known))
     }
