@@ -167,3 +167,6 @@ fn retry(wait: Duration) -> ErrorDetails {
 pub fn invalid(field: &str, description: impl Into<String>) -> Error {
     Error::InvalidArgument(vec![FieldViolation::new(field, description)])
 }
+
+#[cfg(test)]
+mod tests;
