@@ -135,7 +135,11 @@ async fn default_deny_list_is_permission_denied_and_never_sent() {
     ] {
         let status = refused(&gw, call(method, path)).await;
         assert_eq!(status.code(), Code::PermissionDenied, "{method} {path}");
-        assert_eq!(common::reason(&status), "ENDPOINT_DENIED", "{method} {path}");
+        assert_eq!(
+            common::reason(&status),
+            "ENDPOINT_DENIED",
+            "{method} {path}"
+        );
     }
 }
 
@@ -209,7 +213,10 @@ async fn get_put_delete_pass_through() {
     put.body = Some(to_pb_value(json!({"description": "nuclear"})));
     let answer = gw.raw().call(put).await.unwrap().into_inner();
     assert_eq!(answer.http_status, 200);
-    assert_eq!(from_pb_value(answer.body.as_ref().unwrap())["description"], "nuclear");
+    assert_eq!(
+        from_pb_value(answer.body.as_ref().unwrap())["description"],
+        "nuclear"
+    );
     let sent = gw.last();
     assert_eq!(sent.method, "PUT");
     assert_eq!(sent.body, Some(json!({"description": "nuclear"})));
