@@ -246,10 +246,9 @@ impl Walk {
             let page = fetch(&self.client, &self.ctx, &self.query, &cursor, pages).await;
             let page = match page {
                 Ok(page) => page,
-                // Past the cap Close may refuse the next cursor rather than drop it.
-                Err(Error::Close(_) | Error::CursorExpired { .. })
-                    if results >= self.result_cap =>
-                {
+                // Past the cap Close may refuse the next cursor rather than drop it; a
+                // transient failure (429, 5xx) is still reported as itself.
+                Err(error) if results >= self.result_cap && refused(&error) => {
                     return Err(Stop::Failed(self.cap_reached()));
                 }
                 Err(error) => return Err(Stop::Failed(error)),
@@ -276,6 +275,15 @@ impl Walk {
         Error::ResultCapReached {
             cap: self.result_cap,
         }
+    }
+}
+
+/// Close refused the request as malformed (400), as opposed to failing or throttling it.
+fn refused(error: &Error) -> bool {
+    match error {
+        Error::CursorExpired { .. } => true,
+        Error::Close(CloseError::Status { status, .. }) => *status == 400,
+        _ => false,
     }
 }
 
@@ -364,6 +372,26 @@ mod tests {
         ));
         assert!(!mentions_cursor(&json!({"field-errors": {"query": "bad"}})));
         assert!(!mentions_cursor(&Value::Null));
+    }
+
+    #[test]
+    fn only_a_400_past_the_cap_counts_as_the_cap() {
+        let status = |code| {
+            let info = crate::close::ratelimit::RateLimitInfo::default();
+            Error::Close(CloseError::from_status(
+                http::Method::POST,
+                "/data/search/",
+                code,
+                &json!({}),
+                info,
+            ))
+        };
+        assert!(refused(&Error::CursorExpired { pages: 3 }));
+        assert!(refused(&status(400)));
+        for code in [401, 429, 500, 503] {
+            assert!(!refused(&status(code)), "{code}");
+        }
+        assert!(!refused(&Error::Close(CloseError::NoTimeLeft)));
     }
 
     #[test]
