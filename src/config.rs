@@ -81,6 +81,47 @@ pub struct Config {
     #[arg(long, env = "RAW_DENY", default_value = DEFAULT_RAW_DENY)]
     pub raw_deny: String,
 
+    /// Address of the Prometheus endpoint (`GET /metrics`). Unset: no metrics endpoint.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Redis shared by every replica for the rate limiter, e.g. `redis://redis:6379/0`.
+    /// Unset (and no REDIS_CLUSTER_NODES): an in-process limiter, right for one replica only.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Redis Cluster seed nodes, comma-separated (`redis://a:6379,redis://b:6379`). Takes the
+    /// place of REDIS_URL.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        hide_env_values = true,
+        conflicts_with = "redis_url"
+    )]
+    pub redis_cluster_nodes: Option<String>,
+
+    /// JSON file of endpoint groups (method + path pattern → group, default limits); see
+    /// docs/limiter.md. Unset: the built-in table.
+    #[arg(long, env = "LIMITER_GROUPS_FILE")]
+    pub limiter_groups_file: Option<PathBuf>,
+
+    /// Requests per window assumed for a group until Close announces its limit.
+    #[arg(long, env = "LIMITER_DEFAULT_LIMIT", default_value_t = 10)]
+    pub limiter_default_limit: u64,
+
+    /// Fraction of each learned limit left unused, 0 to 0.5.
+    #[arg(long, env = "LIMITER_SAFETY_MARGIN", default_value_t = 0.02)]
+    pub limiter_safety_margin: f64,
+
+    /// Most calls waiting per group on this replica; more are rejected at once.
+    #[arg(long, env = "LIMITER_QUEUE_BOUND", default_value_t = 10_000)]
+    pub limiter_queue_bound: usize,
+
+    /// Organization-wide limit per group when several keys are pooled. Unset: 3 × the
+    /// smallest learned key limit.
+    #[arg(long, env = "CLOSE_ORG_LIMIT")]
+    pub close_org_limit: Option<u64>,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
