@@ -39,13 +39,20 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
     /// A search cursor expired in the middle of a walk.
-    #[error("search cursor expired after {pages} pages; restart the search")]
+    #[error("search cursor expired{}; restart the search from the first page", after_pages(*.pages))]
     CursorExpired { pages: u64 },
     /// A search reached Close's result cap; the rest cannot be fetched with this query.
     #[error("search reached close's cap of {cap} results; narrow the query")]
     ResultCapReached { cap: u64 },
     #[error(transparent)]
     Close(#[from] CloseError),
+}
+
+fn after_pages(pages: u64) -> String {
+    match pages {
+        0 => String::new(),
+        n => format!(" after {n} pages"),
+    }
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
