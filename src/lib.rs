@@ -7,4 +7,5 @@
 //! [`telemetry`] (logs and metrics).
 
 pub mod close;
+pub mod limiter;
 pub mod proto;

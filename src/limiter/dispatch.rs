@@ -1,0 +1,485 @@
+//! One local line per group: the calls waiting on this replica, the slots the shared state
+//! granted to this replica, and a task that asks for slots and hands each one, when due, to
+//! the call first in line at that moment (so a `high` call that arrives later still goes
+//! first). One backend call serves up to `batch_max` waiting calls.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use super::backend::{BucketRef, Origin};
+use super::config::micros;
+use super::policy::{Answer, Ask, Grant, Obs, View, Why};
+use super::queue::Queue;
+use super::{AcquireRequest, GroupSnapshot, Inner, LimitSource, LimiterError, Permit, Priority};
+use crate::close::ratelimit::RateLimitInfo;
+
+type Reply = Result<Permit, LimiterError>;
+
+struct Waiter {
+    prio: usize,
+    caller: String,
+    deadline: Option<Instant>,
+    enqueued: Instant,
+    tx: oneshot::Sender<Reply>,
+}
+
+struct Held {
+    at: Instant,
+    grant: Grant,
+    origin: Origin,
+}
+
+#[derive(Default)]
+struct Local {
+    queue: Queue<Waiter>,
+    held: VecDeque<Held>,
+    retry_at: Option<Instant>,
+    paused_until: Option<Instant>,
+    /// Last state seen, with the local instant and wall time it was taken at.
+    view: Option<(View, Instant, SystemTime)>,
+    last_header: Option<String>,
+    throttled: u64,
+    closed: bool,
+}
+
+pub(crate) struct Group {
+    pub name: String,
+    bucket: BucketRef,
+    local: Mutex<Local>,
+    wake: Notify,
+    ids: AtomicU64,
+}
+
+enum Step {
+    Stop,
+    Ask(Ask),
+    Sleep(Option<Instant>),
+}
+
+fn later(now: Instant, from: i64, to: i64) -> Instant {
+    now + Duration::from_micros(u64::try_from(to - from).unwrap_or(0))
+}
+
+impl Group {
+    pub fn start(inner: &Arc<Inner>, bucket: BucketRef) -> Arc<Group> {
+        let group = Arc::new(Group {
+            name: bucket.group.clone(),
+            bucket,
+            local: Mutex::new(Local::default()),
+            wake: Notify::new(),
+            ids: AtomicU64::new(0),
+        });
+        tokio::spawn(run(Arc::downgrade(inner), group.clone()));
+        group
+    }
+
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Local> {
+        match self.local.lock() {
+            Ok(local) => local,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub async fn acquire(&self, inner: &Inner, req: AcquireRequest) -> Reply {
+        let prio = req.priority as usize;
+        let now = Instant::now();
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let rx = {
+            let mut local = self.lock();
+            if let Some(until) = local.paused_until.filter(|u| *u > now)
+                && req.deadline.is_some_and(|d| d < until)
+            {
+                return Err(self.reject(LimiterError::Paused {
+                    group: self.name.clone(),
+                    retry_after: until - now,
+                }));
+            }
+            if local.queue.len() >= inner.config.queue_bound {
+                return Err(self.reject(LimiterError::QueueFull {
+                    group: self.name.clone(),
+                }));
+            }
+            if let Some(deadline) = req.deadline {
+                let ready = local.estimate(now, prio, &req.caller);
+                if ready > deadline {
+                    return Err(self.reject(LimiterError::DeadlineUnreachable {
+                        group: self.name.clone(),
+                        retry_after: ready - now,
+                    }));
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            let waiter = Waiter {
+                prio,
+                caller: req.caller.clone(),
+                deadline: req.deadline,
+                enqueued: now,
+                tx,
+            };
+            local.queue.push(prio, &req.caller, id, waiter);
+            self.gauge_depth(&local);
+            rx
+        };
+        self.wake.notify_one();
+        let mut leave = Leave {
+            group: self,
+            prio,
+            caller: &req.caller,
+            id,
+            armed: true,
+        };
+        let reply = rx.await;
+        leave.armed = false;
+        reply.unwrap_or_else(|_| Err(LimiterError::Backend("limiter stopped".into())))
+    }
+
+    fn reject(&self, err: LimiterError) -> LimiterError {
+        let reason = match &err {
+            LimiterError::QueueFull { .. } => "queue_full",
+            LimiterError::DeadlineUnreachable { .. } => "deadline",
+            LimiterError::Paused { .. } => "paused",
+            LimiterError::Backend(_) => "backend",
+        };
+        metrics::counter!("limiter_rejected_total", "group" => self.name.clone(), "reason" => reason)
+            .increment(1);
+        tracing::debug!(group = %self.name, reason, "limiter rejected call");
+        err
+    }
+
+    pub async fn observe(&self, inner: &Inner, permit: &Permit, status: u16, info: &RateLimitInfo) {
+        let now = Instant::now();
+        let micros_of = |d: Option<Duration>| d.map_or(-1, micros);
+        let demand = {
+            let mut local = self.lock();
+            if let Some(raw) = &info.raw_header {
+                local.last_header = Some(raw.clone());
+            }
+            if status == 429 {
+                let wait = info.wait_hint().unwrap_or(inner.config.default_pause);
+                let until = now + wait;
+                local.paused_until = Some(local.paused_until.map_or(until, |p| p.max(until)));
+                local.retry_at = local.paused_until;
+                // Slots granted before the 429 would meet the same answer.
+                local.held.clear();
+                local.throttled += 1;
+                metrics::counter!("limiter_throttled_total", "group" => self.name.clone())
+                    .increment(1);
+                tracing::warn!(group = %self.name, wait_ms = wait.as_millis() as u64,
+                    header = info.raw_header.as_deref().unwrap_or(""), "close answered 429, group paused");
+            }
+            local.demand()
+        };
+        let obs = Obs {
+            key: permit.key_index,
+            seq: permit.seq,
+            probe: permit.probe,
+            status: i64::from(status),
+            limit: info.limit.map_or(0, |l| l.min(1 << 40) as i64),
+            remaining: info.remaining.map_or(-1, |r| r.min(1 << 40) as i64),
+            reset: micros_of(info.reset),
+            window: micros_of(info.window),
+            retry_after: micros_of(info.retry_after),
+            org_typed: info.limit_type.as_deref() == Some("org"),
+            rtt: micros(now - permit.issued),
+            replica: inner.config.replica_id.clone(),
+            demand,
+        };
+        let view = inner
+            .backend
+            .observe(&self.bucket, &obs, permit.origin)
+            .await;
+        if let Some(view) = view {
+            let mut local = self.lock();
+            local.take_view(view);
+            if let Some((view, ..)) = &local.view
+                && view.lsrc == 2
+            {
+                metrics::gauge!("limiter_learned_limit", "group" => self.name.clone())
+                    .set(view.lim as f64);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn plan(&self, inner: &Arc<Inner>) -> Step {
+        let now = Instant::now();
+        let mut local = self.lock();
+        if local.closed {
+            return Step::Stop;
+        }
+        let expired = local
+            .queue
+            .drain_where(|w| w.tx.is_closed() || w.deadline.is_some_and(|d| d <= now));
+        for waiter in expired {
+            let err = LimiterError::DeadlineUnreachable {
+                group: self.name.clone(),
+                retry_after: local.estimate(now, Priority::Low as usize, &waiter.caller) - now,
+            };
+            let _ = waiter.tx.send(Err(self.reject(err)));
+        }
+        while local.held.front().is_some_and(|h| h.at <= now) {
+            let Some(held) = local.held.pop_front() else {
+                break;
+            };
+            self.hand_out(inner, &mut local, held, now);
+        }
+        self.gauge_depth(&local);
+        let need = local.queue.len().saturating_sub(local.held.len());
+        let paused = local.paused_until.is_some_and(|p| p > now);
+        let waiting = local.retry_at.is_some_and(|r| r > now);
+        if need > 0
+            && !paused
+            && !waiting
+            && let Some(top) = local.queue.top()
+        {
+            local.retry_at = None;
+            let depth = local.queue.depths()[top];
+            let mut max_wait = 0;
+            for waiter in local.queue.iter() {
+                max_wait = match waiter.deadline {
+                    Some(d) => max_wait.max(micros(d.saturating_duration_since(now))),
+                    None => i64::MAX / 4,
+                };
+                if max_wait == i64::MAX / 4 {
+                    break;
+                }
+            }
+            return Step::Ask(Ask {
+                prio: top,
+                n: need.min(depth).min(inner.config.batch_max.max(1) as usize) as i64,
+                max_wait,
+                replica: inner.config.replica_id.clone(),
+                demand: local.demand(),
+            });
+        }
+        let mut wake = local.held.front().map(|h| h.at);
+        if need > 0 {
+            for at in [local.retry_at, local.paused_until].into_iter().flatten() {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+        }
+        for deadline in local.queue.iter().filter_map(|w| w.deadline) {
+            wake = Some(wake.map_or(deadline, |w| w.min(deadline)));
+        }
+        Step::Sleep(wake)
+    }
+
+    fn hand_out(&self, inner: &Arc<Inner>, local: &mut Local, held: Held, now: Instant) {
+        while let Some((_, waiter)) = local.queue.pop() {
+            let waited = now - waiter.enqueued;
+            let permit = Permit {
+                group: self.name.clone(),
+                waited,
+                key_index: held.grant.key,
+                seq: held.grant.seq,
+                probe: held.grant.probe,
+                issued: now,
+                origin: held.origin,
+                release: Some(Arc::downgrade(inner)),
+            };
+            match waiter.tx.send(Ok(permit)) {
+                Ok(()) => {
+                    let prio = Priority::ALL[waiter.prio.min(2)].as_str();
+                    metrics::histogram!("limiter_queue_wait_seconds", "group" => self.name.clone(),
+                        "priority" => prio)
+                    .record(waited.as_secs_f64());
+                    let remaining = local.view.as_ref().map_or(0, |(v, ..)| v.remaining);
+                    tracing::debug!(group = %self.name, caller = %waiter.caller,
+                        priority = prio, wait_ms = waited.as_millis() as u64, remaining, key = held.grant.key,
+                        "limiter admitted call");
+                    return;
+                }
+                // The call left just now: the slot goes to the next in line.
+                Err(Ok(mut permit)) => permit.release = None,
+                Err(Err(_)) => {}
+            }
+        }
+    }
+
+    fn apply(&self, answer: Answer, view: View) {
+        let now = Instant::now();
+        let mut local = self.lock();
+        match &answer {
+            Answer::Granted(grants) => {
+                for grant in grants {
+                    let held = Held {
+                        at: later(now, view.now, grant.at),
+                        grant: *grant,
+                        origin: Origin::Shared,
+                    };
+                    local.held.push_back(held);
+                }
+                local.held.make_contiguous().sort_by_key(|h| h.at);
+            }
+            Answer::Wait { until, why } => {
+                let at = later(now, view.now, *until);
+                local.retry_at = Some(at);
+                if *why == Why::Paused {
+                    local.paused_until = Some(at);
+                }
+            }
+        }
+        local.take_view(view);
+    }
+
+    fn gauge_depth(&self, local: &Local) {
+        for (prio, depth) in Priority::ALL.iter().zip(local.queue.depths()) {
+            metrics::gauge!("limiter_queue_depth", "group" => self.name.clone(),
+                "priority" => prio.as_str())
+            .set(depth as f64);
+        }
+    }
+}
+
+impl Local {
+    /// When a new call of `caller` at `prio` would get room, as far as this replica knows.
+    fn estimate(&self, now: Instant, prio: usize, caller: &str) -> Instant {
+        let start = self.paused_until.map_or(now, |p| p.max(now));
+        let ahead = self.queue.ahead_of_new(prio, caller);
+        if let Some(held) = self.held.get(ahead) {
+            return held.at.max(start);
+        }
+        let Some((view, ..)) = self.view.as_ref().filter(|(v, ..)| v.interval > 0) else {
+            return start;
+        };
+        let from = self.held.back().map_or(start, |h| h.at.max(start));
+        let slots = (ahead + 1 - self.held.len()) as u64;
+        from + Duration::from_micros(view.interval as u64 * slots)
+    }
+
+    /// Waiting calls per priority that no held slot covers yet.
+    fn demand(&self) -> [i64; 3] {
+        let mut spare = self.held.len();
+        let mut demand = [0; 3];
+        for (d, depth) in demand.iter_mut().zip(self.queue.depths()) {
+            let covered = depth.min(spare);
+            spare -= covered;
+            *d = (depth - covered) as i64;
+        }
+        demand
+    }
+
+    fn take_view(&mut self, view: View) {
+        let now = Instant::now();
+        if view.pause > view.now {
+            let until = later(now, view.now, view.pause);
+            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        }
+        self.view = Some((view, now, SystemTime::now()));
+    }
+}
+
+/// Takes a cancelled call out of the line.
+struct Leave<'a> {
+    group: &'a Group,
+    prio: usize,
+    caller: &'a str,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let removed = self
+            .group
+            .lock()
+            .queue
+            .remove(self.prio, self.caller, self.id);
+        if removed {
+            self.group.wake.notify_one();
+        }
+    }
+}
+
+async fn run(inner: Weak<Inner>, group: Arc<Group>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        match group.plan(&strong) {
+            Step::Stop => return,
+            Step::Ask(ask) => {
+                let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
+                group.apply(answer, view);
+                if origin == Origin::Fallback {
+                    let mut local = group.lock();
+                    for held in local.held.iter_mut() {
+                        held.origin = Origin::Fallback;
+                    }
+                }
+            }
+            Step::Sleep(until) => {
+                drop(strong);
+                match until {
+                    Some(at) => {
+                        tokio::select! {
+                            _ = group.wake.notified() => {}
+                            _ = tokio::time::sleep_until(at) => {}
+                        }
+                    }
+                    None => group.wake.notified().await,
+                }
+            }
+        }
+    }
+}
+
+/// The snapshot of one group; `group` is `None` when this replica has not used it yet.
+pub(crate) fn snapshot(inner: &Inner, name: &str, group: Option<&Group>) -> GroupSnapshot {
+    let (limit, window) = inner.config.groups.group(name).map_or(
+        (inner.config.default_limit, inner.config.default_window),
+        |g| (g.limit, g.window),
+    );
+    let mut snap = GroupSnapshot {
+        group: name.to_owned(),
+        limit,
+        window,
+        source: LimitSource::Default,
+        estimated_remaining: limit,
+        paused_until: None,
+        queue_local: [0; 3],
+        queue_all: None,
+        throttled: 0,
+        last_header: None,
+    };
+    let Some(group) = group else {
+        return snap;
+    };
+    let now = Instant::now();
+    let local = group.lock();
+    snap.queue_local = local.queue.depths().map(|d| d as u32);
+    snap.last_header = local.last_header.clone();
+    snap.throttled = local.throttled;
+    snap.paused_until = local
+        .paused_until
+        .filter(|p| *p > now)
+        .map(|p| SystemTime::now() + (p - now));
+    let Some((view, _, wall)) = &local.view else {
+        return snap;
+    };
+    if view.lim > 0 {
+        snap.limit = view.lim as u64;
+        snap.window = Duration::from_micros(view.win.max(0) as u64);
+        snap.estimated_remaining = view.remaining.max(0) as u64;
+    }
+    if view.lsrc == 2 {
+        let age = Duration::from_micros((view.now - view.lat).max(0) as u64);
+        snap.source = LimitSource::Learned { at: *wall - age };
+    }
+    snap.queue_all = Some(view.demand.map(|d| d.clamp(0, u32::MAX as i64) as u32));
+    snap.throttled = snap.throttled.max(view.n429.max(0) as u64);
+    snap
+}
