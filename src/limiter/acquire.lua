@@ -83,7 +83,7 @@ local function candidate(b, prio, max_wait, d_hi)
   roll(b)
   local rem = b.cap - b.seq
   if rem <= 0 then return nil, b['end'], 3 end
-  local guard = max(b.rtt, p.guard_min)
+  local guard = min(max(b.rtt, p.guard_min), idiv(b.win, 4))
   local stop = b['end'] - guard
   local at = max(now, b['n' .. prio])
   if at >= stop then return nil, b['end'], 3 end
@@ -153,9 +153,11 @@ local function update_demand(replica, d)
     return
   end
   demand[replica] = d
+  local until = now
+  for _, key in ipairs(keys) do until = max(until, key['end']) end
   redis.call('HSET', KEYS[1], replica,
-    fmt(d[1]) .. ',' .. fmt(d[2]) .. ',' .. fmt(d[3]) .. ',' .. fmt(now + p.demand_ttl))
-  redis.call('PEXPIRE', KEYS[1], idiv(p.demand_ttl, 1000) + 1000)
+    fmt(d[1]) .. ',' .. fmt(d[2]) .. ',' .. fmt(d[3]) .. ',' .. fmt(until + p.demand_ttl))
+  redis.call('PEXPIRE', KEYS[1], idiv(until - now + p.demand_ttl, 1000) + 1000)
 end
 
 local function higher_demand(replica, prio)

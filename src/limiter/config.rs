@@ -37,6 +37,8 @@ pub struct LimiterConfig {
     pub learned_ttl: Duration,
     /// How long one probe call (limit unknown) may hold the group before another may go.
     pub probe_timeout: Duration,
+    /// While another replica probes, how often to look whether its answer arrived.
+    pub probe_poll: Duration,
     /// Pause after a 429 that names no reset at all.
     pub default_pause: Duration,
     /// Least time kept free before a window's end (grows to the measured round trip).
@@ -70,6 +72,7 @@ impl Default for LimiterConfig {
             fallback_replicas: 3,
             learned_ttl: Duration::from_secs(3600),
             probe_timeout: Duration::from_secs(30),
+            probe_poll: Duration::from_millis(25),
             default_pause: Duration::from_secs(1),
             min_guard: Duration::from_millis(2),
             horizon_normal: 4,

@@ -53,6 +53,7 @@ pub(crate) struct Group {
     local: Mutex<Local>,
     wake: Notify,
     ids: AtomicU64,
+    probe_poll: Duration,
 }
 
 enum Step {
@@ -73,6 +74,7 @@ impl Group {
             local: Mutex::new(Local::default()),
             wake: Notify::new(),
             ids: AtomicU64::new(0),
+            probe_poll: inner.config.probe_poll,
         });
         tokio::spawn(run(Arc::downgrade(inner), group.clone()));
         group
@@ -200,6 +202,10 @@ impl Group {
             .await;
         if let Some(view) = view {
             let mut local = self.lock();
+            if status != 429 {
+                // Close's answer may have opened room (a known limit, a later window).
+                local.retry_at = None;
+            }
             local.take_view(view);
             if let Some((view, ..)) = &local.view
                 && view.lsrc == 2
@@ -226,6 +232,18 @@ impl Group {
                 retry_after: local.estimate(now, Priority::Low as usize, &waiter.caller) - now,
             };
             let _ = waiter.tx.send(Err(self.reject(err)));
+        }
+        if let Some(until) = local.paused_until.filter(|p| *p > now) {
+            let late = local
+                .queue
+                .drain_where(|w| w.deadline.is_some_and(|d| d < until));
+            for waiter in late {
+                let err = LimiterError::Paused {
+                    group: self.name.clone(),
+                    retry_after: until - now,
+                };
+                let _ = waiter.tx.send(Err(self.reject(err)));
+            }
         }
         while local.held.front().is_some_and(|h| h.at <= now) {
             let Some(held) = local.held.pop_front() else {
@@ -322,7 +340,11 @@ impl Group {
                 local.held.make_contiguous().sort_by_key(|h| h.at);
             }
             Answer::Wait { until, why } => {
-                let at = later(now, view.now, *until);
+                let mut at = later(now, view.now, *until);
+                if *why == Why::Probe {
+                    // The probe's answer reaches the shared state, not this replica: look again soon.
+                    at = at.min(now + self.probe_poll);
+                }
                 local.retry_at = Some(at);
                 if *why == Why::Paused {
                     local.paused_until = Some(at);

@@ -212,7 +212,9 @@ fn candidate(
     if rem <= 0 {
         return Err((b.end, Why::Full));
     }
-    let guard = b.rtt.max(p.guard_min);
+    // A round trip longer than a quarter window is an outlier (or a permit held before
+    // sending), not a reason to stop using the window.
+    let guard = b.rtt.max(p.guard_min).min(b.win / 4);
     let stop = b.end - guard;
     let at = now.max(b.next[ask.prio]);
     if at >= stop {
@@ -291,8 +293,13 @@ fn update_demand(g: &mut GroupState, now: i64, replica: &str, demand: [i64; 3], 
         g.demand.remove(replica);
         return;
     }
+    // Waiting calls usually wait for the next window: keep them counted until it opens.
+    let mut until = now;
+    for key in &g.keys {
+        until = until.max(key.end);
+    }
     g.demand
-        .insert(replica.to_owned(), (demand, now + p.demand_ttl));
+        .insert(replica.to_owned(), (demand, until + p.demand_ttl));
 }
 
 fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
