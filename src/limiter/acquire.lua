@@ -11,7 +11,7 @@
 -- interval, demand high, normal, low, then key, at, seq, probe per grant}.
 
 local HIGH, LOW = 0, 2
-local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf',
+local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
   'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429'}
 
 local function idiv(a, b) return math.floor(a / b) end
@@ -71,6 +71,9 @@ local function roll(b)
   if now < b['end'] + b.win then b['end'] = b['end'] + b.win else b['end'] = now + b.win end
   b.cap = b.seq + eff(b.lim)
   b.conf = 0
+  b.base = b.seq
+  b.cmax = 0
+  b.nobs = 0
 end
 
 -- Returns slot {at, step, probe} or nil, until, why.
@@ -290,28 +293,35 @@ local function learn(b)
   if b.win == 0 then b.win = p.default_window end
 end
 
+-- See policy.rs: others <= cmax - nobs.
 local function reconcile(b)
   if b.lim == 0 then return end
-  roll(b)
+  if b['end'] ~= 0 or o.reset < 0 then roll(b) end
+  if o.reset >= 0 then
+    local e = now + o.reset
+    local half = idiv(b.win, 2)
+    if b['end'] == 0 or e > b['end'] + half then
+      b['end'] = e
+      b.conf = 1
+      b.base = o.seq - 1
+      b.cmax = 0
+      b.nobs = 0
+      b.cap = b.base + eff(b.lim)
+    elseif e < b['end'] - half then
+      return
+    elseif b.conf == 0 or e < b['end'] then
+      b['end'] = e
+      b.conf = 1
+    end
+  end
+  if o.remaining < 0 then return end
+  local limit = b.lim
+  if o.limit > 0 then limit = o.limit end
+  b.cmax = max(b.cmax, limit - o.remaining)
+  if o.seq > b.base then b.nobs = b.nobs + 1 end
   local margin = idiv(b.lim * p.margin_pm, 1000)
-  if o.reset < 0 then
-    if o.remaining >= 0 then b.cap = min(b.cap, o.seq + o.remaining - margin) end
-    return
-  end
-  local e = now + o.reset
-  local half = idiv(b.win, 2)
-  if b['end'] == 0 or e > b['end'] + half then
-    b['end'] = e
-    b.conf = 1
-    if o.remaining >= 0 then b.cap = o.seq + o.remaining - margin else b.cap = o.seq + eff(b.lim) end
-    return
-  end
-  if e < b['end'] - half then return end
-  if b.conf == 0 or e < b['end'] then
-    b['end'] = e
-    b.conf = 1
-  end
-  if o.remaining >= 0 then b.cap = min(b.cap, o.seq + o.remaining - margin) end
+  local others = max(b.cmax - b.nobs, 0)
+  b.cap = b.base + min(eff(b.lim), b.lim - margin - others)
 end
 
 local org_typed = o.org_typed == 1

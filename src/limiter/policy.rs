@@ -55,6 +55,11 @@ pub struct Bucket {
     pub seq: i64,
     /// 1 once a header of the current window confirmed `end`.
     pub conf: i64,
+    /// `seq` when the current window began; our calls of this window have `seq > base`.
+    pub base: i64,
+    /// Highest count Close reported in this window, and our answered calls in it.
+    pub cmax: i64,
+    pub nobs: i64,
     /// Pacing pointers per priority.
     pub next: [i64; 3],
     pub pause: i64,
@@ -185,6 +190,9 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     };
     b.cap = b.seq + eff(b.lim, p);
     b.conf = 0;
+    b.base = b.seq;
+    b.cmax = 0;
+    b.nobs = 0;
 }
 
 fn candidate(
@@ -464,41 +472,48 @@ fn learn(key: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     }
 }
 
+/// Close's count at a call's arrival, less our calls known to be in it, bounds what others
+/// (other clients of the key, groups sharing the bucket, calls straddling windows) used:
+/// `others <= cmax - nobs`, where `cmax` is the highest count Close reported in this window
+/// and `nobs` our calls of this window whose answers came back. Calls that overtook each
+/// other on the way to Close cancel out here, unlike a per-call estimate.
 fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     if b.lim == 0 {
         return;
     }
-    roll(b, now, p);
-    let margin = b.lim * p.margin_pm / 1000;
-    if o.reset < 0 {
-        if o.remaining >= 0 {
-            b.cap = b.cap.min(o.seq + o.remaining - margin);
+    if b.end != 0 || o.reset < 0 {
+        roll(b, now, p);
+    }
+    if o.reset >= 0 {
+        let end = now + o.reset;
+        let half = b.win / 2;
+        if b.end == 0 || end > b.end + half {
+            // The first window, or the call landed in a later window than the one we
+            // track: follow Close, counting this call as our first in it.
+            b.end = end;
+            b.conf = 1;
+            b.base = o.seq - 1;
+            b.cmax = 0;
+            b.nobs = 0;
+            b.cap = b.base + eff(b.lim, p);
+        } else if end < b.end - half {
+            return; // a straggler from an earlier window
+        } else if b.conf == 0 || end < b.end {
+            b.end = end;
+            b.conf = 1;
         }
+    }
+    if o.remaining < 0 {
         return;
     }
-    let end = now + o.reset;
-    let half = b.win / 2;
-    if b.end == 0 || end > b.end + half {
-        // The call landed in a later window than the one we track: follow Close.
-        b.end = end;
-        b.conf = 1;
-        b.cap = if o.remaining >= 0 {
-            o.seq + o.remaining - margin
-        } else {
-            o.seq + eff(b.lim, p)
-        };
-        return;
+    let limit = if o.limit > 0 { o.limit } else { b.lim };
+    b.cmax = b.cmax.max(limit - o.remaining);
+    if o.seq > b.base {
+        b.nobs += 1;
     }
-    if end < b.end - half {
-        return; // a straggler from an earlier window
-    }
-    if b.conf == 0 || end < b.end {
-        b.end = end;
-        b.conf = 1;
-    }
-    if o.remaining >= 0 {
-        b.cap = b.cap.min(o.seq + o.remaining - margin);
-    }
+    let margin = b.lim * p.margin_pm / 1000;
+    let others = (b.cmax - b.nobs).max(0);
+    b.cap = b.base + eff(b.lim, p).min(b.lim - margin - others);
 }
 
 fn view(g: &GroupState, now: i64, p: &Params) -> View {

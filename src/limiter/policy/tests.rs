@@ -107,7 +107,7 @@ fn one_probe_until_the_first_header_then_the_learned_room() {
 }
 
 #[test]
-fn a_header_with_less_room_lowers_the_estimate_never_raises_it() {
+fn close_remaining_bounds_the_room_and_overtaking_calls_cancel_out() {
     let p = params();
     let mut g = one_key();
     let probe = granted(acquire(&mut g, 0, &ask(1, 1), &p).0)[0];
@@ -117,9 +117,14 @@ fn a_header_with_less_room_lowers_the_estimate_never_raises_it() {
     let view = observe(&mut g, 2 * MS, &header(&grants[0], 100, 40, S - 2 * MS), &p);
     // cap = seq of that call + 40 - margin 2; one more of ours is already admitted.
     assert_eq!(view.remaining, grants[0].seq + 40 - 2 - grants[2].seq);
+    // The second call arrived before the first (count 10 < 60): it was one of the 60, so
+    // others used one less than feared.
     let before = view.remaining;
     let view = observe(&mut g, 3 * MS, &header(&grants[1], 100, 90, S - 3 * MS), &p);
-    assert_eq!(view.remaining, before);
+    assert_eq!(view.remaining, before + 1);
+    // Close never gets more room than it announced: another answer with 30 left.
+    let view = observe(&mut g, 4 * MS, &header(&grants[2], 100, 30, S - 4 * MS), &p);
+    assert_eq!(view.remaining, 30 - 2);
 }
 
 #[test]
