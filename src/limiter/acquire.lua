@@ -7,7 +7,7 @@
 -- ARGV[1] "acquire" | "observe"; ARGV[2] "" (use TIME) or a test clock in microseconds;
 -- ARGV[3] 1 when the organization bucket is used; ARGV[4..17] parameters; ARGV[18..] the
 -- operation's arguments (see redis.rs).
--- Returns, as strings, {now, granted 0/1, until, why, lim, win, lsrc, lat, remaining, pause, n429,
+-- Returns, as strings, {now, granted 0/1, till, why, lim, win, lsrc, lat, remaining, pause, n429,
 -- interval, demand high, normal, low, then key, at, seq, probe per grant}.
 
 local HIGH, LOW = 0, 2
@@ -76,7 +76,7 @@ local function roll(b)
   b.nobs = 0
 end
 
--- Returns slot {at, step, probe} or nil, until, why.
+-- Returns slot {at, step, probe} or nil, till, why.
 local function candidate(b, prio, max_wait, d_hi)
   if b.pause > now then return nil, b.pause, 1 end
   if b.lim == 0 then
@@ -156,11 +156,11 @@ local function update_demand(replica, d)
     return
   end
   demand[replica] = d
-  local until = now
-  for _, key in ipairs(keys) do until = max(until, key['end']) end
+  local till = now
+  for _, key in ipairs(keys) do till = max(till, key['end']) end
   redis.call('HSET', KEYS[1], replica,
-    fmt(d[1]) .. ',' .. fmt(d[2]) .. ',' .. fmt(d[3]) .. ',' .. fmt(until + p.demand_ttl))
-  redis.call('PEXPIRE', KEYS[1], idiv(until - now + p.demand_ttl, 1000) + 1000)
+    fmt(d[1]) .. ',' .. fmt(d[2]) .. ',' .. fmt(d[3]) .. ',' .. fmt(till + p.demand_ttl))
+  redis.call('PEXPIRE', KEYS[1], idiv(till - now + p.demand_ttl, 1000) + 1000)
 end
 
 local function higher_demand(replica, prio)
@@ -208,8 +208,8 @@ local function save_all()
   if org ~= nil then save(KEYS[2], org) end
 end
 
-local function reply(granted, until, why, grants)
-  local out = {fmt(now), fmt(granted), fmt(until), fmt(why)}
+local function reply(granted, till, why, grants)
+  local out = {fmt(now), fmt(granted), fmt(till), fmt(why)}
   for _, x in ipairs(view()) do out[#out + 1] = fmt(x) end
   for _, g in ipairs(grants) do
     for _, x in ipairs(g) do out[#out + 1] = fmt(x) end
@@ -228,11 +228,11 @@ if ARGV[1] == 'acquire' then
   while #grants < n do
     local best, best_i = nil, nil
     for i, key in ipairs(keys) do
-      local slot, until, why = candidate(key, prio, max_wait, d_hi)
+      local slot, till, why = candidate(key, prio, max_wait, d_hi)
       if slot ~= nil then
         if best == nil or slot.at < best.at then best, best_i = slot, i end
-      elseif wait_until == nil or until < wait_until then
-        wait_until, wait_why = until, why
+      elseif wait_until == nil or till < wait_until then
+        wait_until, wait_why = till, why
       end
     end
     if best == nil then break end

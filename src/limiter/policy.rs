@@ -377,7 +377,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
     if grants.is_empty() {
         return (
             Answer::Wait {
-                until: wait.0,
+                until: if wait.0 == i64::MAX { now } else { wait.0 },
                 why: wait.1,
             },
             view,
