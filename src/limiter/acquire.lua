@@ -7,7 +7,7 @@
 -- ARGV[1] "acquire" | "observe"; ARGV[2] "" (use TIME) or a test clock in microseconds;
 -- ARGV[3] 1 when the organization bucket is used; ARGV[4..17] parameters; ARGV[18..] the
 -- operation's arguments (see redis.rs).
--- Returns, as strings, {now, granted 0/1, till, why, lim, win, lsrc, lat, remaining, pause, n429,
+-- Returns, as strings, {now, kind (0 wait, 1 granted, 2 no ask), till, why, lim, win, lsrc, lat, remaining, pause, n429,
 -- interval, demand high, normal, low, then key, at, seq, probe per grant}.
 
 local HIGH, LOW = 0, 2
@@ -81,7 +81,7 @@ local function candidate(b, prio, max_wait, d_hi)
   if b.pause > now then return nil, b.pause, 1 end
   if b.lim == 0 then
     if b.probe > now then return nil, b.probe, 2 end
-    return {at = now, step = 0, probe = true}
+    return {at = now, step = 0, stop = now, rem = 1, probe = true}
   end
   roll(b)
   local rem = b.cap - b.seq
@@ -91,14 +91,14 @@ local function candidate(b, prio, max_wait, d_hi)
   local at = max(now, b['n' .. prio])
   if at >= stop then return nil, b['end'], 3 end
   local step = idiv(stop - at, rem)
-  if rem <= d_hi then return nil, now + max(step, 1), 5 end
+  if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   if prio ~= HIGH then
     local ahead = horizon[prio] * step
     if at > now + ahead then return nil, at - ahead, 4 end
     if rem <= p.reserve_high and at > now then return nil, at, 4 end
   end
   if at > now + max_wait then return nil, at, 3 end
-  return {at = at, step = step, probe = false}
+  return {at = at, step = step, stop = stop, rem = rem, probe = false}
 end
 
 local function commit(b, slot, prio)
@@ -109,7 +109,8 @@ local function commit(b, slot, prio)
   end
   for q = prio, LOW do
     local f = 'n' .. q
-    b[f] = max(b[f], slot.at) + slot.step
+    local from = max(b[f], slot.at)
+    if from < slot.stop then b[f] = from + idiv(slot.stop - from, slot.rem) end
   end
 end
 
@@ -217,22 +218,21 @@ local function reply(granted, till, why, grants)
   return out
 end
 
-if ARGV[1] == 'acquire' then
-  local prio, n, max_wait = tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), tonumber(ARGV[A + 3])
-  local replica = ARGV[A + 4]
-  update_demand(replica, {tonumber(ARGV[A + 5]), tonumber(ARGV[A + 6]), tonumber(ARGV[A + 7])})
+-- Books up to n slots on the key with the earliest room, within the organization cap.
+local function acquire(prio, n, max_wait, replica, d)
+  update_demand(replica, d)
   local d_hi = higher_demand(replica, prio)
   sync_org()
   local grants = {}
-  local wait_until, wait_why = nil, 3
+  local wait_till, wait_why = nil, 3
   while #grants < n do
     local best, best_i = nil, nil
     for i, key in ipairs(keys) do
       local slot, till, why = candidate(key, prio, max_wait, d_hi)
       if slot ~= nil then
         if best == nil or slot.at < best.at then best, best_i = slot, i end
-      elseif wait_until == nil or till < wait_until then
-        wait_until, wait_why = till, why
+      elseif wait_till == nil or till < wait_till then
+        wait_till, wait_why = till, why
       end
     end
     if best == nil then break end
@@ -240,11 +240,11 @@ if ARGV[1] == 'acquire' then
       if org.lim > 0 then
         roll(org)
         if org.pause > now then
-          wait_until, wait_why = org.pause, 1
+          wait_till, wait_why = org.pause, 1
           break
         end
         if org.cap - org.seq <= 0 then
-          wait_until, wait_why = org['end'], 3
+          wait_till, wait_why = org['end'], 3
           break
         end
       end
@@ -256,24 +256,15 @@ if ARGV[1] == 'acquire' then
     if best.probe then probe = 1 end
     grants[#grants + 1] = {best_i - 1, best.at, key.seq, probe}
   end
-  save_all()
-  if #grants == 0 then return reply(0, wait_until or now, wait_why, grants) end
-  return reply(1, 0, 0, grants)
+  if #grants == 0 then return 0, wait_till or now, wait_why, grants end
+  if #grants < n and wait_till ~= nil then return 1, wait_till, wait_why, grants end
+  return 1, 0, 0, grants
 end
 
--- observe
+-- Observe: what Close answered to one call.
 local o = {}
 local onames = {'key', 'seq', 'probe', 'status', 'limit', 'remaining', 'reset', 'window',
   'retry_after', 'org_typed', 'rtt'}
-for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
-local replica = ARGV[A + 12]
-update_demand(replica, {tonumber(ARGV[A + 13]), tonumber(ARGV[A + 14]), tonumber(ARGV[A + 15])})
-local key = keys[o.key + 1]
-if key == nil then return reply(0, 0, 0, {}) end
-if o.probe == 1 then key.probe = 0 end
-if o.rtt >= 0 then
-  if o.rtt > key.rtt then key.rtt = o.rtt else key.rtt = key.rtt - idiv(key.rtt - o.rtt, 8) end
-end
 
 local function learn(b)
   local was_learned = b.lsrc == 2
@@ -324,33 +315,65 @@ local function reconcile(b)
   b.cap = b.base + min(eff(b.lim), b.lim - margin - others)
 end
 
-local org_typed = o.org_typed == 1
-if o.limit > 0 and not org_typed then
-  learn(key)
-elseif key.lim == 0 and o.status ~= 0 and o.remaining < 0 and o.reset < 0 then
-  key.lim = p.default_limit
-  key.win = p.default_window
-  key.lsrc = 1
-end
-if o.status == 429 then key.n429 = key.n429 + 1 end
-sync_org()
-local target = key
-if org ~= nil and org_typed then
-  if o.limit > 0 then
-    org.lsrc = 2
-    org.lim = o.limit
-    if o.window > 0 then org.win = o.window end
+local function observe(replica, d)
+  update_demand(replica, d)
+  local key = keys[o.key + 1]
+  if key == nil then return end
+  if o.probe == 1 then key.probe = 0 end
+  if o.rtt >= 0 then
+    if o.rtt > key.rtt then key.rtt = o.rtt else key.rtt = key.rtt - idiv(key.rtt - o.rtt, 8) end
   end
-  target = org
+  local org_typed = o.org_typed == 1
+  if o.limit > 0 and not org_typed then
+    learn(key)
+  elseif key.lim == 0 and o.status ~= 0 and o.remaining < 0 and o.reset < 0 then
+    key.lim = p.default_limit
+    key.win = p.default_window
+    key.lsrc = 1
+  end
+  if o.status == 429 then key.n429 = key.n429 + 1 end
+  sync_org()
+  local target = key
+  if org ~= nil and org_typed then
+    if o.limit > 0 then
+      org.lsrc = 2
+      org.lim = o.limit
+      if o.window > 0 then org.win = o.window end
+    end
+    target = org
+  end
+  reconcile(target)
+  if o.status == 429 then
+    local wait
+    if o.reset > 0 then wait = o.reset elseif o.retry_after > 0 then wait = o.retry_after else wait = p.default_pause end
+    target.pause = max(target.pause, now + wait)
+    target.cap = min(target.cap, target.seq)
+    target['end'] = target.pause
+    if o.reset > 0 then target.conf = 1 else target.conf = 0 end
+  end
 end
-reconcile(target)
-if o.status == 429 then
-  local wait
-  if o.reset > 0 then wait = o.reset elseif o.retry_after > 0 then wait = o.retry_after else wait = p.default_pause end
-  target.pause = max(target.pause, now + wait)
-  target.cap = min(target.cap, target.seq)
-  target['end'] = target.pause
-  if o.reset > 0 then target.conf = 1 else target.conf = 0 end
+
+local function demand_args(at)
+  return {tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])}
+end
+
+if ARGV[1] == 'acquire' then
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]),
+    tonumber(ARGV[A + 3]), ARGV[A + 4], demand_args(A + 5))
+  save_all()
+  return reply(kind, till, why, grants)
+end
+
+-- observe, then (when n > 0) acquire for the same replica in the same round trip
+for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
+local replica, d = ARGV[A + 12], demand_args(A + 13)
+observe(replica, d)
+local n = tonumber(ARGV[A + 17])
+if n > 0 then
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 16]), n, tonumber(ARGV[A + 18]),
+    replica, d)
+  save_all()
+  return reply(kind, till, why, grants)
 end
 save_all()
-return reply(0, 0, 0, {})
+return reply(2, 0, 0, {})

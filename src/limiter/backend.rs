@@ -74,10 +74,21 @@ impl Backend {
         }
     }
 
-    pub async fn observe(&self, bucket: &BucketRef, obs: &Obs, origin: Origin) -> Option<View> {
+    /// Reports one answer and, with `ask`, asks for more slots in the same round trip. The
+    /// answer's slots come from the returned origin.
+    pub async fn observe(
+        &self,
+        bucket: &BucketRef,
+        obs: &Obs,
+        ask: Option<&Ask>,
+        origin: Origin,
+    ) -> Option<(View, Option<Answer>, Origin)> {
         match self {
-            Backend::Memory(state) => Some(state.observe(bucket, obs, &bucket.params)),
-            Backend::Redis(redis) => redis.observe(bucket, obs, origin).await,
+            Backend::Memory(state) => {
+                let (view, answer) = state.observe(bucket, obs, ask, &bucket.params);
+                Some((view, answer, Origin::Shared))
+            }
+            Backend::Redis(redis) => redis.observe(bucket, obs, ask, origin).await,
         }
     }
 }

@@ -45,6 +45,8 @@ struct Local {
     last_header: Option<String>,
     throttled: u64,
     closed: bool,
+    /// A backend call asking for slots is under way.
+    asking: bool,
 }
 
 pub(crate) struct Group {
@@ -161,7 +163,7 @@ impl Group {
     pub async fn observe(&self, inner: &Inner, permit: &Permit, status: u16, info: &RateLimitInfo) {
         let now = Instant::now();
         let micros_of = |d: Option<Duration>| d.map_or(-1, micros);
-        let demand = {
+        let (demand, ask) = {
             let mut local = self.lock();
             if let Some(raw) = &info.raw_header {
                 local.last_header = Some(raw.clone());
@@ -179,7 +181,10 @@ impl Group {
                 tracing::warn!(group = %self.name, wait_ms = wait.as_millis() as u64,
                     header = info.raw_header.as_deref().unwrap_or(""), "close answered 429, group paused");
             }
-            local.demand()
+            // Waiting calls ride on this round trip: no extra backend call for them.
+            let ask = local.ask(now, inner);
+            local.asking |= ask.is_some();
+            (local.demand(), ask)
         };
         let obs = Obs {
             key: permit.key_index,
@@ -196,23 +201,24 @@ impl Group {
             replica: inner.config.replica_id.clone(),
             demand,
         };
-        let view = inner
+        let reply = inner
             .backend
-            .observe(&self.bucket, &obs, permit.origin)
+            .observe(&self.bucket, &obs, ask.as_ref(), permit.origin)
             .await;
-        if let Some(view) = view {
-            let mut local = self.lock();
-            if status != 429 {
-                // Close's answer may have opened room (a known limit, a later window).
-                local.retry_at = None;
+        match reply {
+            Some((view, Some(answer), origin)) => self.apply(answer, view, origin),
+            Some((view, None, _)) => {
+                let mut local = self.lock();
+                local.take_view(view);
+                local.asking &= ask.is_none();
             }
-            local.take_view(view);
-            if let Some((view, ..)) = &local.view
-                && view.lsrc == 2
-            {
-                metrics::gauge!("limiter_learned_limit", "group" => self.name.clone())
-                    .set(view.lim as f64);
-            }
+            None => self.lock().asking &= ask.is_none(),
+        }
+        if let Some((view, ..)) = &self.lock().view
+            && view.lsrc == 2
+        {
+            metrics::gauge!("limiter_learned_limit", "group" => self.name.clone())
+                .set(view.lim as f64);
         }
         self.wake.notify_one();
     }
@@ -253,32 +259,11 @@ impl Group {
         }
         self.gauge_depth(&local);
         let need = local.queue.len().saturating_sub(local.held.len());
-        let paused = local.paused_until.is_some_and(|p| p > now);
         let waiting = local.retry_at.is_some_and(|r| r > now);
-        if need > 0
-            && !paused
-            && !waiting
-            && let Some(top) = local.queue.top()
-        {
+        if !waiting && let Some(ask) = local.ask(now, inner) {
             local.retry_at = None;
-            let depth = local.queue.depths()[top];
-            let mut max_wait = 0;
-            for waiter in local.queue.iter() {
-                max_wait = match waiter.deadline {
-                    Some(d) => max_wait.max(micros(d.saturating_duration_since(now))),
-                    None => i64::MAX / 4,
-                };
-                if max_wait == i64::MAX / 4 {
-                    break;
-                }
-            }
-            return Step::Ask(Ask {
-                prio: top,
-                n: need.min(depth).min(inner.config.batch_max.max(1) as usize) as i64,
-                max_wait,
-                replica: inner.config.replica_id.clone(),
-                demand: local.demand(),
-            });
+            local.asking = true;
+            return Step::Ask(ask);
         }
         let mut wake = local.held.front().map(|h| h.at);
         if need > 0 {
@@ -324,16 +309,19 @@ impl Group {
         }
     }
 
-    fn apply(&self, answer: Answer, view: View) {
+    fn apply(&self, answer: Answer, view: View, origin: Origin) {
         let now = Instant::now();
         let mut local = self.lock();
+        local.asking = false;
         match &answer {
-            Answer::Granted(grants) => {
+            Answer::Granted(grants, retry) => {
+                // Fewer slots than asked: the rest are not free before `retry`.
+                local.retry_at = (*retry > 0).then(|| later(now, view.now, *retry));
                 for grant in grants {
                     let held = Held {
                         at: later(now, view.now, grant.at),
                         grant: *grant,
-                        origin: Origin::Shared,
+                        origin,
                     };
                     local.held.push_back(held);
                 }
@@ -364,6 +352,35 @@ impl Group {
 }
 
 impl Local {
+    /// What to ask the shared state for: slots for the most urgent waiting calls that no
+    /// held slot covers. `None` when nothing is needed or an ask is under way.
+    fn ask(&self, now: Instant, inner: &Inner) -> Option<Ask> {
+        let need = self.queue.len().saturating_sub(self.held.len());
+        let paused = self.paused_until.is_some_and(|p| p > now);
+        if need == 0 || paused || self.asking {
+            return None;
+        }
+        let top = self.queue.top()?;
+        let depth = self.queue.depths()[top];
+        let mut max_wait = 0;
+        for waiter in self.queue.iter() {
+            max_wait = match waiter.deadline {
+                Some(d) => max_wait.max(micros(d.saturating_duration_since(now))),
+                None => i64::MAX / 4,
+            };
+            if max_wait == i64::MAX / 4 {
+                break;
+            }
+        }
+        Some(Ask {
+            prio: top,
+            n: need.min(depth).min(inner.config.batch_max.max(1) as usize) as i64,
+            max_wait,
+            replica: inner.config.replica_id.clone(),
+            demand: self.demand(),
+        })
+    }
+
     /// When a new call of `caller` at `prio` would get room, as far as this replica knows.
     fn estimate(&self, now: Instant, prio: usize, caller: &str) -> Instant {
         let start = self.paused_until.map_or(now, |p| p.max(now));
@@ -435,13 +452,7 @@ async fn run(inner: Weak<Inner>, group: Arc<Group>) {
             Step::Stop => return,
             Step::Ask(ask) => {
                 let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
-                group.apply(answer, view);
-                if origin == Origin::Fallback {
-                    let mut local = group.lock();
-                    for held in local.held.iter_mut() {
-                        held.origin = Origin::Fallback;
-                    }
-                }
+                group.apply(answer, view, origin);
             }
             Step::Sleep(until) => {
                 drop(strong);

@@ -41,9 +41,17 @@ impl MemoryState {
         self.with(bucket, |g| policy::acquire(g, now, ask, p))
     }
 
-    pub(crate) fn observe(&self, bucket: &BucketRef, obs: &Obs, p: &Params) -> View {
+    pub(crate) fn observe(
+        &self,
+        bucket: &BucketRef,
+        obs: &Obs,
+        ask: Option<&Ask>,
+        p: &Params,
+    ) -> (View, Option<Answer>) {
         let now = self.now();
-        self.with(bucket, |g| policy::observe(g, now, obs, p))
+        self.with(bucket, |g| {
+            policy::observe_then_acquire(g, now, obs, ask, p)
+        })
     }
 
     /// Starts a bucket with a limit learned elsewhere (the fallback after losing Redis).

@@ -121,8 +121,12 @@ pub struct Grant {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    Granted(Vec<Grant>),
-    Wait { until: i64, why: Why },
+    /// Slots, and when fewer than asked were free, the time to ask again (else 0).
+    Granted(Vec<Grant>, i64),
+    Wait {
+        until: i64,
+        why: Why,
+    },
 }
 
 /// What Close said about one call.
@@ -164,6 +168,9 @@ pub struct View {
 struct Slot {
     at: i64,
     step: i64,
+    /// End of the window's usable time, and the room left in it with this slot.
+    stop: i64,
+    rem: i64,
     probe: bool,
 }
 
@@ -212,6 +219,8 @@ fn candidate(
         return Ok(Slot {
             at: now,
             step: 0,
+            stop: now,
+            rem: 1,
             probe: true,
         });
     }
@@ -230,7 +239,9 @@ fn candidate(
     }
     let step = (stop - at) / rem;
     if rem <= d_hi {
-        return Err((now + step.max(1), Why::Priority));
+        // Calls of higher priority wait elsewhere for all that is left: look again after
+        // they had two slots' time to take it.
+        return Err(((now + 2 * step.max(1)).min(b.end), Why::Priority));
     }
     if ask.prio != HIGH {
         let ahead = p.horizon[ask.prio] * step;
@@ -247,6 +258,8 @@ fn candidate(
     Ok(Slot {
         at,
         step,
+        stop,
+        rem,
         probe: false,
     })
 }
@@ -257,8 +270,13 @@ fn commit(b: &mut Bucket, slot: &Slot, now: i64, prio: usize, p: &Params) {
         b.probe = now + p.probe_timeout;
         return;
     }
+    // Lower priorities yield this slot: each pointer moves by its own share of the time
+    // left, so the room left still fits before `stop` (for `prio` itself that is `step`).
     for q in prio..=LOW {
-        b.next[q] = b.next[q].max(slot.at) + slot.step;
+        let from = b.next[q].max(slot.at);
+        if from < slot.stop {
+            b.next[q] = from + (slot.stop - from) / slot.rem;
+        }
     }
 }
 
@@ -383,7 +401,12 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
             view,
         );
     }
-    (Answer::Granted(grants), view)
+    let retry = if (grants.len() as i64) < ask.n && wait.0 != i64::MAX {
+        wait.0
+    } else {
+        0
+    };
+    (Answer::Granted(grants, retry), view)
 }
 
 /// Learns from and reconciles with what Close answered to one call.
@@ -447,6 +470,22 @@ pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
         target.conf = i64::from(o.reset > 0);
     }
     view(g, now, p)
+}
+
+/// `observe`, then `acquire` for the same replica: one round trip serves both.
+pub fn observe_then_acquire(
+    g: &mut GroupState,
+    now: i64,
+    o: &Obs,
+    ask: Option<&Ask>,
+    p: &Params,
+) -> (View, Option<Answer>) {
+    let view = observe(g, now, o, p);
+    let Some(ask) = ask.filter(|a| a.n > 0) else {
+        return (view, None);
+    };
+    let (answer, view) = acquire(g, now, ask, p);
+    (view, Some(answer))
 }
 
 fn learn(key: &mut Bucket, now: i64, o: &Obs, p: &Params) {

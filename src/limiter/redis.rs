@@ -110,16 +110,23 @@ impl RedisBackend {
         (answer, view, Origin::Fallback)
     }
 
-    pub async fn observe(&self, bucket: &BucketRef, obs: &Obs, origin: Origin) -> Option<View> {
+    pub async fn observe(
+        &self,
+        bucket: &BucketRef,
+        obs: &Obs,
+        ask: Option<&Ask>,
+        origin: Origin,
+    ) -> Option<(View, Option<Answer>, Origin)> {
         let params = self.fallback_params(bucket);
         if origin == Origin::Fallback {
-            return Some(self.fallback.observe(bucket, obs, &params));
+            let (view, answer) = self.fallback.observe(bucket, obs, ask, &params);
+            return Some((view, answer, Origin::Fallback));
         }
         if self.is_up() {
-            match self.eval_observe(bucket, obs, None).await {
-                Ok(view) => {
+            match self.eval_observe(bucket, obs, ask, None).await {
+                Ok((view, answer)) => {
                     self.remember(bucket, &view);
-                    return Some(view);
+                    return Some((view, answer, Origin::Shared));
                 }
                 Err(err) => self.went_down(&bucket.group, &err),
             }
@@ -135,7 +142,8 @@ impl RedisBackend {
             probe: false,
             ..obs.clone()
         };
-        Some(self.fallback.observe(bucket, &local, &params))
+        let (view, _) = self.fallback.observe(bucket, &local, None, &params);
+        Some((view, None, Origin::Fallback))
     }
 
     /// Runs the acquire step; `now` replaces Redis's clock in tests.
@@ -152,16 +160,21 @@ impl RedisBackend {
             .arg(&ask.replica)
             .arg(&ask.demand[..]);
         let out = self.run(&inv).await?;
-        decode(&out)
+        let (answer, view) = decode(&out)?;
+        let answer =
+            answer.ok_or_else(|| LimiterError::Backend("limiter script: no answer".into()))?;
+        Ok((answer, view))
     }
 
-    /// Runs the observe step; `now` replaces Redis's clock in tests.
+    /// Runs the observe step, then the acquire step when `ask` is given; `now` replaces
+    /// Redis's clock in tests.
     pub async fn eval_observe(
         &self,
         bucket: &BucketRef,
         o: &Obs,
+        ask: Option<&Ask>,
         now: Option<i64>,
-    ) -> Result<View, LimiterError> {
+    ) -> Result<(View, Option<Answer>), LimiterError> {
         let mut inv = self.invocation(bucket, "observe", now);
         inv.arg(o.key)
             .arg(o.seq)
@@ -176,8 +189,13 @@ impl RedisBackend {
             .arg(o.rtt)
             .arg(&o.replica)
             .arg(&o.demand[..]);
+        match ask {
+            Some(ask) => inv.arg(ask.prio).arg(ask.n).arg(ask.max_wait),
+            None => inv.arg(0).arg(0).arg(0),
+        };
         let out = self.run(&inv).await?;
-        decode(&out).map(|(_, view)| view)
+        let (answer, view) = decode(&out)?;
+        Ok((view, answer))
     }
 
     fn invocation(
@@ -283,7 +301,8 @@ fn number(out: &[String], i: usize) -> Result<i64, LimiterError> {
         .ok_or_else(|| LimiterError::Backend(format!("limiter script answered {out:?}")))
 }
 
-fn decode(out: &[String]) -> Result<(Answer, View), LimiterError> {
+/// The view, and the answer to an ask (none when the call asked nothing).
+fn decode(out: &[String]) -> Result<(Option<Answer>, View), LimiterError> {
     let v = |i: usize| number(out, VIEW_AT + i);
     let view = View {
         now: number(out, 0)?,
@@ -297,12 +316,16 @@ fn decode(out: &[String]) -> Result<(Answer, View), LimiterError> {
         interval: v(7)?,
         demand: [v(8)?, v(9)?, v(10)?],
     };
-    if number(out, 1)? == 0 {
-        let answer = Answer::Wait {
-            until: number(out, 2)?,
-            why: Why::from_code(number(out, 3)?),
-        };
-        return Ok((answer, view));
+    match number(out, 1)? {
+        0 => {
+            let answer = Answer::Wait {
+                until: number(out, 2)?,
+                why: Why::from_code(number(out, 3)?),
+            };
+            return Ok((Some(answer), view));
+        }
+        2 => return Ok((None, view)),
+        _ => {}
     }
     let mut grants = Vec::new();
     let mut i = VIEW_AT + VIEW_LEN;
@@ -315,5 +338,5 @@ fn decode(out: &[String]) -> Result<(Answer, View), LimiterError> {
         });
         i += 4;
     }
-    Ok((Answer::Granted(grants), view))
+    Ok((Some(Answer::Granted(grants, number(out, 2)?)), view))
 }

@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use super::backend::BucketRef;
 use super::config::LimiterConfig;
-use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs, View};
+use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs};
 use super::redis::RedisBackend;
 
 struct Server {
@@ -110,7 +110,7 @@ async fn conformance(keys: usize, seed: u64, expect_kinds: &[i64]) {
                 .expect("script");
             assert_eq!(got, expect, "seed {seed} step {step}: acquire {ask:?}");
             match got.0 {
-                Answer::Granted(grants) => {
+                Answer::Granted(grants, _) => {
                     seen.insert(if grants.iter().any(|g| g.probe) { 0 } else { 1 });
                     outstanding.extend(grants);
                 }
@@ -143,12 +143,25 @@ async fn conformance(keys: usize, seed: u64, expect_kinds: &[i64]) {
             replica,
             demand,
         };
-        let expect: View = policy::observe(&mut state, now, &obs, p);
+        let ask = (rng.next(2) == 0).then(|| Ask {
+            prio: rng.next(3) as usize,
+            n: 1 + rng.next(3) as i64,
+            max_wait: i64::MAX / 4,
+            replica: obs.replica.clone(),
+            demand,
+        });
+        let expect = policy::observe_then_acquire(&mut state, now, &obs, ask.as_ref(), p);
         let got = redis
-            .eval_observe(&bucket, &obs, Some(now))
+            .eval_observe(&bucket, &obs, ask.as_ref(), Some(now))
             .await
             .expect("script");
-        assert_eq!(got, expect, "seed {seed} step {step}: observe {obs:?}");
+        assert_eq!(
+            got, expect,
+            "seed {seed} step {step}: observe {obs:?} then {ask:?}"
+        );
+        if let Some(Answer::Granted(grants, _)) = got.1 {
+            outstanding.extend(grants);
+        }
     }
     // Probes (0), grants (1), and waits (10 + Why).
     for kind in expect_kinds {

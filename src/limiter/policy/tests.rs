@@ -57,7 +57,7 @@ fn one_key() -> GroupState {
 
 fn granted(answer: Answer) -> Vec<Grant> {
     match answer {
-        Answer::Granted(g) => g,
+        Answer::Granted(g, _) => g,
         other => panic!("expected a grant, got {other:?}"),
     }
 }
