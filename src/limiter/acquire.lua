@@ -76,12 +76,12 @@ local function roll(b)
   b.nobs = 0
 end
 
--- Returns slot {at, step, probe} or nil, till, why.
+-- Returns slot {at, stop, rem, probe} or nil, till, why.
 local function candidate(b, prio, max_wait, d_hi)
   if b.pause > now then return nil, b.pause, 1 end
   if b.lim == 0 then
     if b.probe > now then return nil, b.probe, 2 end
-    return {at = now, step = 0, stop = now, rem = 1, probe = true}
+    return {at = now, stop = now, rem = 1, probe = true}
   end
   roll(b)
   local rem = b.cap - b.seq
@@ -98,7 +98,7 @@ local function candidate(b, prio, max_wait, d_hi)
     if rem <= p.reserve_high and at > now then return nil, at, 4 end
   end
   if at > now + max_wait then return nil, at, 3 end
-  return {at = at, step = step, stop = stop, rem = rem, probe = false}
+  return {at = at, stop = stop, rem = rem, probe = false}
 end
 
 local function commit(b, slot, prio)
