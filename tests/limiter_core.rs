@@ -433,3 +433,44 @@ fn priorities_parse_from_metadata() {
     assert!("urgent".parse::<Priority>().is_err());
     assert_eq!(Priority::default(), Priority::Normal);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_pool_spreads_calls_over_its_keys() {
+    let limiter = Limiter::in_process(config().with_api_keys(&["key-one", "key-two"]));
+    // Each key probes its own limit: two calls may go before any header.
+    let first = limiter
+        .acquire(req(Priority::Normal, "a"))
+        .await
+        .expect("probe");
+    let second = limiter
+        .acquire(req(Priority::Normal, "a"))
+        .await
+        .expect("probe");
+    let mut keys = [first.key_index, second.key_index];
+    keys.sort();
+    assert_eq!(keys, [0, 1]);
+    for permit in [first, second] {
+        limiter
+            .observe(permit, 200, &header(5, 4, Duration::from_secs(1)))
+            .await;
+    }
+    // Keys: 4 + 4 left; the organization (3 x 5 = 15) caps nothing here.
+    let mut per_key = [0; 2];
+    let start = Instant::now();
+    while Instant::now() - start < Duration::from_millis(990) {
+        let permit = limiter
+            .acquire(req(Priority::High, "a"))
+            .await
+            .expect("permit");
+        per_key[permit.key_index] += 1;
+        if per_key.iter().sum::<usize>() == 8 {
+            break;
+        }
+    }
+    assert_eq!(per_key, [4, 4]);
+    let snap = limiter.snapshot();
+    assert_eq!(
+        snap.iter().find(|s| s.group == GROUP).map(|s| s.limit),
+        Some(10)
+    );
+}

@@ -16,6 +16,7 @@ mod queue;
 mod redis;
 #[cfg(test)]
 mod script_tests;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -291,7 +292,7 @@ impl Limiter {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let group = seen.iter().find(|g| g.name == name);
-            out.push(dispatch::snapshot(
+            out.push(snapshot::snapshot(
                 &self.inner,
                 &name,
                 group.map(Arc::as_ref),
