@@ -164,8 +164,20 @@ pub struct Close {
     pub limit: u64,
     pub window: Duration,
     pub origin: Instant,
+    pub twists: Twists,
     /// Per window index: accepted, rejected.
     pub counts: Mutex<BTreeMap<u64, (u64, u64)>>,
+}
+
+/// Changes of Close's behaviour during a run; window indices count from the window holding
+/// the start (0).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Twists {
+    /// From this window on, the limit is lower.
+    pub lowered: Option<(u64, u64)>,
+    /// From this window on, another client of the key takes this many calls at each window's
+    /// start, outside the gateway.
+    pub other_client: Option<(u64, u64)>,
 }
 
 impl Close {
@@ -174,21 +186,32 @@ impl Close {
         let index = (since.as_nanos() / self.window.as_nanos()) as u64;
         let end = self.origin + self.window * (index as u32 + 1);
         let reset = end - now;
+        let mut limit = self.limit;
+        if let Some((from, lower)) = self.twists.lowered
+            && index >= from
+        {
+            limit = lower;
+        }
         let mut counts = self.counts.lock().expect("counts");
-        let entry = counts.entry(index).or_default();
+        let entry = counts
+            .entry(index)
+            .or_insert_with(|| match self.twists.other_client {
+                Some((from, taken)) if index >= from => (taken, 0),
+                _ => (0, 0),
+            });
         let mut info = RateLimitInfo {
-            limit: Some(self.limit),
+            limit: Some(limit),
             reset: Some(reset),
             ..RateLimitInfo::default()
         };
-        if entry.0 >= self.limit {
+        if entry.0 >= limit {
             entry.1 += 1;
             info.remaining = Some(0);
             info.retry_after = Some(Duration::from_secs(reset.as_secs() + 1));
             return (429, info);
         }
         entry.0 += 1;
-        info.remaining = Some(self.limit - entry.0);
+        info.remaining = Some(limit - entry.0);
         (200, info)
     }
 
@@ -199,6 +222,8 @@ impl Close {
 
 pub struct Outcome {
     pub throttled: u64,
+    /// Per window index: accepted (including another client's), rejected.
+    pub windows: BTreeMap<u64, (u64, u64)>,
     /// Accepted per full window while a backlog existed.
     pub full_windows: Vec<u64>,
     pub drain: Duration,
@@ -214,11 +239,34 @@ pub async fn drive(
     phase: Duration,
     calls: usize,
 ) -> Outcome {
+    drive_with(
+        replicas,
+        group,
+        limit,
+        window,
+        phase,
+        calls,
+        Twists::default(),
+    )
+    .await
+}
+
+/// [`drive`] with Close changing its behaviour during the run.
+pub async fn drive_with(
+    replicas: &[Limiter],
+    group: &str,
+    limit: u64,
+    window: Duration,
+    phase: Duration,
+    calls: usize,
+    twists: Twists,
+) -> Outcome {
     let start = Instant::now();
     let close = Arc::new(Close {
         limit,
         window,
         origin: start - phase,
+        twists,
         counts: Mutex::new(BTreeMap::new()),
     });
     let last_admitted = Arc::new(Mutex::new(start));
@@ -264,6 +312,7 @@ pub async fn drive(
     let counts = close.counts.lock().expect("counts");
     let mut outcome = Outcome {
         throttled: counts.values().map(|c| c.1).sum(),
+        windows: counts.clone(),
         full_windows: Vec::new(),
         drain,
     };
