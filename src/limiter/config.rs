@@ -109,7 +109,6 @@ impl LimiterConfig {
     }
 
     pub(crate) fn params(&self) -> Params {
-        let groups_window = self.default_window;
         Params {
             margin_pm: (self.safety_margin.clamp(0.0, 0.5) * 1000.0) as i64,
             share: 1,
@@ -123,7 +122,7 @@ impl LimiterConfig {
             probe_timeout: micros(self.probe_timeout),
             learned_ttl: micros(self.learned_ttl),
             default_limit: self.default_limit.clamp(1, 1 << 40) as i64,
-            default_window: micros(groups_window).max(1),
+            default_window: micros(self.default_window).max(1),
             default_pause: micros(self.default_pause),
             demand_ttl: micros(self.demand_ttl),
             org_limit: self.org_limit.unwrap_or(0).min(1 << 40) as i64,
