@@ -152,6 +152,7 @@ fn classify_close(error: &CloseError) -> (Code, &'static str, ErrorDetails) {
             (Code::ResourceExhausted, "RESPONSE_TOO_LARGE", none())
         }
         CloseError::BadResponse(_) => (Code::Internal, "CLOSE_BAD_RESPONSE", none()),
+        CloseError::LimiterUnavailable(_) => (Code::Unavailable, "LIMITER_UNAVAILABLE", none()),
         CloseError::Throttled { retry_after, .. } => {
             (Code::ResourceExhausted, "RATE_LIMITED", retry(*retry_after))
         }

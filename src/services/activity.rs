@@ -106,7 +106,7 @@ impl Api for ActivityService {
         &self,
         request: Request<ListActivitiesRequest>,
     ) -> Result<Response<ListActivitiesResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let limit = page_limit(req.page_size, 100, 100)?;
         let skip = decode_page_token(&req.page_token)?;
@@ -166,7 +166,7 @@ impl Api for ActivityService {
         &self,
         request: Request<GetActivityRequest>,
     ) -> Result<Response<GetActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         check_target(&mut v, "", &req.id, req.r#type);
@@ -184,7 +184,7 @@ impl Api for ActivityService {
         &self,
         request: Request<CreateEmailActivityRequest>,
     ) -> Result<Response<CreateEmailActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id, "lead_");
@@ -223,7 +223,7 @@ impl Api for ActivityService {
         &self,
         request: Request<CreateNoteActivityRequest>,
     ) -> Result<Response<CreateNoteActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id, "lead_");
@@ -246,7 +246,7 @@ impl Api for ActivityService {
         &self,
         request: Request<CreateCallActivityRequest>,
     ) -> Result<Response<CreateCallActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id, "lead_");
@@ -271,7 +271,7 @@ impl Api for ActivityService {
         &self,
         request: Request<CreateSmsActivityRequest>,
     ) -> Result<Response<CreateSmsActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id, "lead_");
@@ -306,7 +306,7 @@ impl Api for ActivityService {
         &self,
         request: Request<UpdateActivityRequest>,
     ) -> Result<Response<UpdateActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let activity = req.activity.unwrap_or_default();
         let mut v = Violations::new();
@@ -344,7 +344,7 @@ impl Api for ActivityService {
         &self,
         request: Request<DeleteActivityRequest>,
     ) -> Result<Response<DeleteActivityResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         check_target(&mut v, "", &req.id, req.r#type);

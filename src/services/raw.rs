@@ -36,7 +36,7 @@ impl RawService {
 #[tonic::async_trait]
 impl Api for RawService {
     async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let method = match parse_method(&req.method) {

@@ -57,7 +57,7 @@ impl Api for SearchService {
         &self,
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         check_query(&mut v, req.query.as_ref());
@@ -78,7 +78,7 @@ impl Api for SearchService {
         &self,
         request: Request<SearchAllRequest>,
     ) -> Result<Response<Self::SearchAllStream>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         check_query(&mut v, req.query.as_ref());

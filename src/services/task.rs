@@ -55,7 +55,7 @@ impl Api for TaskService {
         &self,
         request: Request<GetTaskRequest>,
     ) -> Result<Response<GetTaskResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         check_id("id", &req.id, "task_")?;
         let body = self
@@ -69,7 +69,7 @@ impl Api for TaskService {
         &self,
         request: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let limit = page_limit(req.page_size, 100, 200)?;
         let skip = decode_page_token(&req.page_token)?;
@@ -130,7 +130,7 @@ impl Api for TaskService {
         &self,
         request: Request<CreateTaskRequest>,
     ) -> Result<Response<CreateTaskResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id, "lead_");
@@ -151,7 +151,7 @@ impl Api for TaskService {
         &self,
         request: Request<UpdateTaskRequest>,
     ) -> Result<Response<UpdateTaskResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let task = req.task.unwrap_or_default();
         let mut v = Violations::new();
@@ -175,7 +175,7 @@ impl Api for TaskService {
         &self,
         request: Request<CompleteTaskRequest>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         check_id("id", &req.id, "task_")?;
         let upstream =
@@ -189,7 +189,7 @@ impl Api for TaskService {
         &self,
         request: Request<DeleteTaskRequest>,
     ) -> Result<Response<DeleteTaskResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         check_id("id", &req.id, "task_")?;
         self.send(CloseRequest::delete(format!("/task/{}/", req.id)), &ctx)
