@@ -2,9 +2,10 @@
 //!
 //! Module map: [`config`] (flags and environment), [`server`] (tonic server, health,
 //! reflection, shutdown), [`services`] (one file per gRPC service), [`close`] (the only HTTP
-//! client to Close and its error and rate-limit parsing), [`error`] (the one table from errors
-//! to gRPC statuses), [`emulator`] (an in-memory Close for tests, benchmarks and `--dev`),
-//! [`telemetry`] (logs and metrics), [`bench`] (the benchmark harness of
+//! client to Close and its error and rate-limit parsing), [`limiter`] (the rate limiter shared
+//! by every replica through Redis), [`error`] (the one table from errors to gRPC statuses),
+//! [`emulator`] (an in-memory Close for tests, benchmarks and `--dev`), [`dev`] (the `--dev`
+//! quick start), [`telemetry`] (logs and metrics), [`bench`] (the benchmark harness of
 //! `close-gateway-bench`).
 
 pub mod bench;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod dev;
 pub mod emulator;
 pub mod error;
+pub mod limiter;
 pub mod proto;
 pub mod server;
 pub mod services;
