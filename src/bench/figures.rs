@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::drive::{CallRecord, Outcome};
-use super::ops::Priority;
+use super::ops::{Group, Priority};
 use super::phase::{Mode, Phase};
+use super::redis_stats::RedisCounts;
 use super::scenario::{Hidden, Scenario, WINDOW};
 use super::stats::{self, AroundEvent, RateSummary, Series};
 
@@ -39,7 +40,10 @@ pub struct BucketFigures {
     pub drain: Option<f64>,
     /// Seconds the bucket's calls need at what Close allows.
     pub ideal: Option<f64>,
+    /// Latency of successful calls at the caller, per priority.
     pub waits: BTreeMap<Priority, Waits>,
+    /// Queue waits the gateway logged, per priority (gateway phase).
+    pub queue_waits: BTreeMap<Priority, Waits>,
     pub errors: BTreeMap<String, u64>,
     /// One token at the lowest limit the bucket had, in milliseconds.
     pub token_ms: f64,
@@ -66,9 +70,13 @@ pub struct PhaseFigures {
     pub buckets: Vec<BucketFigures>,
     /// Requests the phase's clients sent to the emulator.
     pub upstream: u64,
-    pub redis_commands: u64,
+    /// Commands the replicas sent to Redis.
+    pub redis_sent: u64,
+    /// Of those, script calls (`EVALSHA`, `EVAL`, `FCALL`).
     pub redis_scripts: u64,
-    pub redis_by_command: BTreeMap<String, u64>,
+    /// Commands Redis executed, inside scripts too.
+    pub redis_executed: u64,
+    pub redis: RedisCounts,
     /// The other client: requests sent and 429s received.
     pub other: Option<(u64, u64)>,
     /// The emulator window of the limit change or of the other client's first request.
@@ -86,7 +94,11 @@ impl PhaseFigures {
     }
 
     pub fn commands_per_call(&self) -> Option<f64> {
-        (self.upstream > 0).then(|| self.redis_commands as f64 / self.upstream as f64)
+        (self.upstream > 0).then(|| self.redis_sent as f64 / self.upstream as f64)
+    }
+
+    pub fn executed_per_call(&self) -> Option<f64> {
+        (self.upstream > 0).then(|| self.redis_executed as f64 / self.upstream as f64)
     }
 
     pub fn scripts_per_call(&self) -> Option<f64> {
@@ -232,23 +244,25 @@ pub fn compute(scenario: &Scenario, phase: &Phase) -> PhaseFigures {
             drain,
             ideal,
             waits: waits(&records),
+            queue_waits: queue_waits(&groups, &phase.queue_waits),
             errors: errors(&records),
             token_ms: WINDOW.as_secs_f64() * 1000.0 / lowest.max(1.0),
             around,
         });
     }
-    let redis_commands = phase.redis.values().sum();
+    let sent = &phase.redis.sent.by_clients;
     let redis_scripts = ["evalsha", "eval", "fcall"]
         .iter()
-        .filter_map(|c| phase.redis.get(*c))
+        .filter_map(|c| sent.get(*c))
         .sum();
     PhaseFigures {
         mode: phase.mode,
         buckets,
         upstream,
-        redis_commands,
+        redis_sent: sent.values().sum(),
         redis_scripts,
-        redis_by_command: phase.redis.clone(),
+        redis_executed: phase.redis.executed.values().sum(),
+        redis: phase.redis.clone(),
         other: phase
             .other
             .as_ref()
@@ -282,6 +296,30 @@ fn waits(records: &[&CallRecord]) -> BTreeMap<Priority, Waits> {
     out
 }
 
+/// Percentiles of the queue waits logged for `groups`, per priority.
+fn queue_waits(groups: &[Group], logged: &[(String, String, f64)]) -> BTreeMap<Priority, Waits> {
+    let mut by_priority: BTreeMap<Priority, Vec<f64>> = BTreeMap::new();
+    for (group, priority, ms) in logged {
+        if !groups.iter().any(|g| g.gateway_name() == group) {
+            continue;
+        }
+        if let Some(p) = Priority::parse(priority) {
+            by_priority.entry(p).or_default().push(*ms);
+        }
+    }
+    by_priority
+        .into_iter()
+        .filter_map(|(p, ms)| {
+            let waits = Waits {
+                p50: stats::percentile(&ms, 0.5)?,
+                p99: stats::percentile(&ms, 0.99)?,
+                count: ms.len(),
+            };
+            Some((p, waits))
+        })
+        .collect()
+}
+
 /// Failed calls by what their caller saw.
 fn errors(records: &[&CallRecord]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
@@ -302,7 +340,7 @@ mod tests {
     use super::*;
     use crate::bench::clock::EmuClock;
     use crate::bench::direct::OtherLog;
-    use crate::bench::ops::Group;
+    use crate::bench::redis_stats::Sent;
     use crate::bench::scenario::{LimitChange, OtherClient};
     use crate::emulator::{BucketStats, SecondStats, Stats};
 
@@ -374,7 +412,19 @@ mod tests {
             emulator,
             other: None,
             change_at: None,
-            redis: [("evalsha".to_owned(), 202), ("get".to_owned(), 3)].into(),
+            redis: RedisCounts {
+                executed: [("evalsha".to_owned(), 202), ("time".to_owned(), 202)].into(),
+                sent: Sent {
+                    by_clients: [("evalsha".to_owned(), 202), ("script".to_owned(), 3)].into(),
+                    by_scripts: [("time".to_owned(), 202)].into(),
+                },
+            },
+            queue_waits: vec![
+                ("lead.read".to_owned(), "high".to_owned(), 4.0),
+                ("lead.read".to_owned(), "high".to_owned(), 30.0),
+                ("search".to_owned(), "high".to_owned(), 90.0),
+                ("lead.read".to_owned(), "urgent".to_owned(), 1.0),
+            ],
             learned: Err("Unimplemented".to_owned()),
         }
     }
@@ -413,9 +463,13 @@ mod tests {
         assert_eq!(b.token_ms, 25.0);
         let high = b.waits[&Priority::High];
         assert!((high.p99 - 10.0).abs() < 1e-6);
+        let queued = b.queue_waits[&Priority::High];
+        assert_eq!((queued.p50, queued.p99, queued.count), (4.0, 30.0, 2));
+        assert_eq!(b.queue_waits.len(), 1);
         assert_eq!(f.upstream, 101);
         assert_eq!(f.redis_scripts, 202);
         assert_eq!(f.commands_per_call(), Some(205.0 / 101.0));
+        assert_eq!(f.executed_per_call(), Some(4.0));
     }
 
     #[test]

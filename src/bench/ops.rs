@@ -48,6 +48,18 @@ impl Group {
         }
     }
 
+    /// The group the gateway's built-in table puts this call in.
+    pub fn gateway_name(self) -> &'static str {
+        match self {
+            Group::LeadRead => "lead.read",
+            Group::LeadWrite => "lead.write",
+            Group::TaskRead => "task.read",
+            Group::ActivityRead => "activity.read",
+            Group::ActivityWrite => "activity.write",
+            Group::Search => "search",
+        }
+    }
+
     /// The emulator bucket the group counts against (the three write groups share one).
     pub fn bucket(self) -> &'static str {
         match self {
@@ -74,6 +86,10 @@ pub enum Priority {
 
 impl Priority {
     pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    pub fn parse(text: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == text)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,7 +3,6 @@
 //! scenario's events (a limit change, another client); then everything the report needs,
 //! read before the processes are killed.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use super::direct::{self, OtherLog};
 use super::drive::{self, CallRecord};
 use super::error::BenchError;
 use super::procs::{self, Binaries};
-use super::redis_stats::RedisStats;
+use super::redis_stats::{RedisCounts, RedisStats};
 use super::scenario::{Scenario, WINDOW};
 use super::workload::Plan;
 use crate::proto::close::v1::GetRateLimitsRequest;
@@ -52,8 +51,10 @@ pub struct Phase {
     pub other: Option<OtherLog>,
     /// When the limit change was sent.
     pub change_at: Option<Instant>,
-    /// Redis calls per command (gateway phase).
-    pub redis: BTreeMap<String, u64>,
+    /// What Redis did (gateway phase).
+    pub redis: RedisCounts,
+    /// Queue waits the replicas logged: gateway group, priority, milliseconds.
+    pub queue_waits: Vec<(String, String, f64)>,
     /// What replica 0 says it learned: group, limit, source (gateway phase, when served).
     pub learned: Result<Vec<(String, u64, String)>, String>,
 }
@@ -69,8 +70,10 @@ pub async fn run(
     let clock = emulator.clock().await?;
     let mut replicas = Vec::new();
     let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut tap = None;
     if mode == Mode::Gateway {
         env.redis.reset().await?;
+        tap = Some(env.redis.tap().await?);
         let settings = gateway_settings(&emulator.base_url, env);
         let starts =
             (0..env.replicas).map(|i| procs::start_gateway(&env.bins.gateway, i, &settings));
@@ -115,10 +118,21 @@ pub async fn run(
     let (records, change_at, other) = tokio::join!(load, change, other);
     let change_at = change_at?;
     let stats = emulator.stats().await?;
-    let (redis, learned) = match mode {
-        Mode::Gateway => (env.redis.commands().await?, learned(&addrs).await),
-        Mode::Direct => (BTreeMap::new(), Err("direct".to_owned())),
+    let mut redis = RedisCounts::default();
+    if let Some(tap) = tap {
+        redis.sent = env.redis.untap(tap).await?;
+        redis.executed = env.redis.executed().await?;
+    }
+    // After the counts: GetRateLimits may read Redis itself.
+    let learned = match mode {
+        Mode::Gateway => learned(&addrs).await,
+        Mode::Direct => Err("direct".to_owned()),
     };
+    let queue_waits = replicas
+        .iter()
+        .flat_map(|r| r.kept())
+        .filter_map(|line| parse_admitted(&line))
+        .collect();
     drop(replicas);
     Ok(Phase {
         mode,
@@ -129,8 +143,32 @@ pub async fn run(
         other,
         change_at,
         redis,
+        queue_waits,
         learned,
     })
+}
+
+/// `{"message": "limiter admitted call", "group": "lead.read", "priority": "high",
+/// "wait_ms": 3, ...}` → (group, priority, wait).
+pub fn parse_admitted(line: &str) -> Option<(String, String, f64)> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let wait = value.get("wait_ms").and_then(serde_json::Value::as_f64)?;
+    Some((text("group")?, text("priority")?, wait))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admitted_lines_give_the_queue_wait() {
+        let line = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"DEBUG","message":"limiter admitted call","group":"lead.read","caller":"bench-60","priority":"high","wait_ms":12,"remaining":3,"key":0,"target":"close_gateway::limiter::dispatch"}"#;
+        let parsed = parse_admitted(line);
+        assert_eq!(parsed, Some(("lead.read".into(), "high".into(), 12.0)));
+        assert_eq!(parse_admitted("limiter admitted call group=x"), None);
+        assert_eq!(parse_admitted(r#"{"group":"x","priority":"low"}"#), None);
+    }
 }
 
 /// The replicas' environment: the emulator as Close, the shared Redis, quiet logs.
@@ -139,7 +177,9 @@ fn gateway_settings(base_url: &str, env: &Env<'_>) -> Vec<(String, String)> {
         ("CLOSE_API_KEY", API_KEY),
         ("CLOSE_BASE_URL", base_url),
         ("REDIS_URL", env.redis_url),
-        ("LOG_LEVEL", "warn"),
+        // The limiter's line per admitted call carries its queue wait.
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "warn,close_gateway::limiter::dispatch=debug"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -20,12 +20,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const TAIL_LINES: usize = 40;
 
 type Tail = Arc<Mutex<VecDeque<String>>>;
+type Kept = Arc<Mutex<Vec<String>>>;
 
 /// A running child process; dropping it kills it.
 pub struct Proc {
     name: String,
     _child: Child,
     tail: Tail,
+    kept: Kept,
 }
 
 impl Proc {
@@ -33,8 +35,18 @@ impl Proc {
     /// `ready` extracted from it.
     pub async fn start<T>(
         name: &str,
+        cmd: Command,
+        ready: impl Fn(&str) -> Option<T>,
+    ) -> Result<(Proc, T), BenchError> {
+        Self::start_keeping(name, cmd, ready, None).await
+    }
+
+    /// [`Proc::start`], also keeping every line of stderr that contains `keep`.
+    pub async fn start_keeping<T>(
+        name: &str,
         mut cmd: Command,
         ready: impl Fn(&str) -> Option<T>,
+        keep: Option<&'static str>,
     ) -> Result<(Proc, T), BenchError> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -45,17 +57,20 @@ impl Proc {
             source,
         })?;
         let tail: Tail = Arc::default();
+        let kept: Kept = Arc::default();
         let (lines_tx, mut lines) = mpsc::unbounded_channel();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump(out, tail.clone(), Some(lines_tx)));
+            tokio::spawn(pump(out, tail.clone(), Some(lines_tx), None));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, tail.clone(), None));
+            let keep = keep.map(|needle| (needle, kept.clone()));
+            tokio::spawn(pump(err, tail.clone(), None, keep));
         }
         let proc = Proc {
             name: name.to_owned(),
             _child: child,
             tail,
+            kept,
         };
         let found = tokio::time::timeout(READY_TIMEOUT, async {
             while let Some(line) = lines.recv().await {
@@ -81,6 +96,14 @@ impl Proc {
         }
     }
 
+    /// The lines kept so far (see [`Proc::start_keeping`]).
+    pub fn kept(&self) -> Vec<String> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The last lines the process printed.
     pub fn tail(&self) -> Vec<String> {
         let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
@@ -88,15 +111,23 @@ impl Proc {
     }
 }
 
-/// Copies a child's output into its tail, and its first lines to `lines` while anyone
-/// listens.
+/// Copies a child's output into its tail, its first lines to `lines` while anyone
+/// listens, and the lines holding `keep`'s needle into its list.
 async fn pump(
     out: impl AsyncRead + Unpin,
     tail: Tail,
     mut lines_tx: Option<mpsc::UnboundedSender<String>>,
+    keep: Option<(&'static str, Kept)>,
 ) {
     let mut lines = BufReader::new(out).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some((needle, kept)) = &keep {
+            if line.contains(needle) {
+                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                kept.push(line);
+                continue;
+            }
+        }
         let listening = lines_tx
             .as_ref()
             .is_some_and(|tx| tx.send(line.clone()).is_ok());
@@ -222,7 +253,11 @@ pub fn after<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
     line.trim().strip_prefix(prefix).map(str::trim)
 }
 
-/// Starts one gateway replica on an ephemeral port; returns it and its address.
+/// The limiter's debug line for each admitted call, with its queue wait.
+pub const ADMITTED: &str = "limiter admitted call";
+
+/// Starts one gateway replica on an ephemeral port; returns it and its address. Its
+/// [`ADMITTED`] log lines are kept.
 pub async fn start_gateway(
     bin: &Path,
     replica: usize,
@@ -236,8 +271,6 @@ pub async fn start_gateway(
         cmd.env(key, value);
     }
     let name = format!("close-gateway #{replica}");
-    Proc::start(&name, cmd, |line| {
-        after(line, "close-gateway listening on").and_then(|a| a.parse().ok())
-    })
-    .await
+    let ready = |line: &str| after(line, "close-gateway listening on").and_then(|a| a.parse().ok());
+    Proc::start_keeping(&name, cmd, ready, Some(ADMITTED)).await
 }

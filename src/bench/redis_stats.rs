@@ -1,17 +1,32 @@
 //! Redis as the benchmark sees it: emptied and its counters reset before each gateway phase,
-//! and `INFO commandstats` read after it to count the commands the gateways sent.
+//! and what the gateways sent counted during it.
+//!
+//! `INFO commandstats` counts every command Redis executed, those a Lua script runs
+//! included (`TIME`, `HGETALL`, ... inside one `EVALSHA`), so it cannot say how many
+//! commands the gateways sent. A `MONITOR` tap can: it shows each command with its origin,
+//! `lua` for those run by a script. Both are reported.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::error::BenchError;
 
+/// Sent by the benchmark after a phase; once the tap has seen it, it has seen everything
+/// before it.
+const MARKER: &str = "close-gateway-bench-end-of-phase";
+
 /// Commands the benchmark itself sends; they are not the gateways'.
-const OWN_COMMANDS: &[&str] = &["info", "config", "flushall"];
+const OWN_COMMANDS: &[&str] = &["info", "config", "flushall", "echo", "monitor"];
 
 /// A connection for resetting and reading Redis.
 pub struct RedisStats {
+    client: redis::Client,
     conn: MultiplexedConnection,
 }
 
@@ -19,7 +34,58 @@ impl RedisStats {
     pub async fn connect(url: &str) -> Result<Self, BenchError> {
         let client = redis::Client::open(url)?;
         let conn = client.get_multiplexed_async_connection().await?;
-        Ok(RedisStats { conn })
+        Ok(RedisStats { client, conn })
+    }
+
+    /// Starts counting the commands clients send, from now on.
+    pub async fn tap(&self) -> Result<Tap, BenchError> {
+        let monitor = self.client.get_async_monitor().await?;
+        let counts: Arc<Mutex<Sent>> = Arc::default();
+        let (marker_tx, marker_rx) = watch::channel(false);
+        let task = {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                let mut lines = monitor.into_on_message::<String>();
+                while let Some(line) = lines.next().await {
+                    if line.contains(MARKER) {
+                        let _ = marker_tx.send(true);
+                        continue;
+                    }
+                    let Some((from_script, command)) = parse_monitor_line(&line) else {
+                        continue;
+                    };
+                    let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                    let map = if from_script {
+                        &mut counts.by_scripts
+                    } else {
+                        &mut counts.by_clients
+                    };
+                    *map.entry(command).or_insert(0) += 1;
+                }
+            })
+        };
+        Ok(Tap {
+            counts,
+            marker: marker_rx,
+            task,
+        })
+    }
+
+    /// What the tap counted up to now; stops it.
+    pub async fn untap(&mut self, mut tap: Tap) -> Result<Sent, BenchError> {
+        redis::cmd("ECHO")
+            .arg(MARKER)
+            .query_async::<String>(&mut self.conn)
+            .await?;
+        let seen = tokio::time::timeout(Duration::from_secs(5), tap.marker.wait_for(|s| *s)).await;
+        tap.task.abort();
+        if !matches!(seen, Ok(Ok(_))) {
+            return Err(BenchError::Control(
+                "redis MONITOR tap fell behind".to_owned(),
+            ));
+        }
+        let counts = tap.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(counts.clone())
     }
 
     /// Forgets every key (learned limits, buckets) and every command counter.
@@ -34,8 +100,9 @@ impl RedisStats {
         Ok(())
     }
 
-    /// Calls per command since the last reset, the benchmark's own left out.
-    pub async fn commands(&mut self) -> Result<BTreeMap<String, u64>, BenchError> {
+    /// Commands executed since the last reset (by clients and by scripts), the benchmark's
+    /// own left out.
+    pub async fn executed(&mut self) -> Result<BTreeMap<String, u64>, BenchError> {
         let text: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut self.conn)
@@ -44,6 +111,41 @@ impl RedisStats {
         stats.retain(|name, _| !OWN_COMMANDS.contains(&name.as_str()));
         Ok(stats)
     }
+}
+
+/// A running `MONITOR` tap.
+pub struct Tap {
+    counts: Arc<Mutex<Sent>>,
+    marker: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+/// What Redis did during a phase, by command name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RedisCounts {
+    /// From `INFO commandstats`: every execution, inside scripts too.
+    pub executed: BTreeMap<String, u64>,
+    /// From the tap.
+    pub sent: Sent,
+}
+
+/// Commands seen by a tap, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sent {
+    /// Sent by clients: each is a request to Redis (pipelined or not).
+    pub by_clients: BTreeMap<String, u64>,
+    /// Run by Lua scripts.
+    pub by_scripts: BTreeMap<String, u64>,
+}
+
+/// `1700000000.123456 [0 127.0.0.1:5000] "evalsha" "..."` → (run by a script, `evalsha`).
+pub fn parse_monitor_line(line: &str) -> Option<(bool, String)> {
+    let open = line.find('[')?;
+    let close = open + line[open..].find(']')?;
+    let origin = line[open + 1..close].split_whitespace().nth(1)?;
+    let rest = line[close + 1..].trim_start().strip_prefix('"')?;
+    let command = &rest[..rest.find('"')?];
+    Some((origin == "lua", command.to_ascii_lowercase()))
 }
 
 /// `cmdstat_<name>:calls=N,...` lines → name (lower case, `|` for subcommands kept) → N.
@@ -73,6 +175,21 @@ pub fn parse_commandstats(text: &str) -> BTreeMap<String, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monitor_lines_say_who_sent_what() {
+        let line = r#"1795919604.462557 [0 127.0.0.1:48964] "EVALSHA" "abc" "2" "k1""#;
+        assert_eq!(
+            parse_monitor_line(line),
+            Some((false, "evalsha".to_owned()))
+        );
+        let line = r#"1795919604.462616 [0 lua] "time""#;
+        assert_eq!(parse_monitor_line(line), Some((true, "time".to_owned())));
+        let line = r#"1795919604.462616 [3 unix:/tmp/redis.sock] "get" "a""#;
+        assert_eq!(parse_monitor_line(line), Some((false, "get".to_owned())));
+        assert_eq!(parse_monitor_line("OK"), None);
+        assert_eq!(parse_monitor_line("1.0 [0 lua]"), None);
+    }
 
     #[test]
     fn commandstats_are_parsed_per_command() {

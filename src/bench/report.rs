@@ -60,8 +60,29 @@ pub fn phase_table(
     }
     let _ = writeln!(
         out,
-        "  (rate: accepted ÷ limit per full window while the burst drains; waits in ms, at the caller)"
+        "  (rate: accepted ÷ limit per full window while the burst drains; waits: call latency at the caller, ms)"
     );
+    if f.buckets.iter().any(|b| !b.queue_waits.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  queue wait logged by the replicas, p50/p99 ms (high | normal | low):"
+        );
+        for b in &f.buckets {
+            let cell = |p: Priority| match b.queue_waits.get(&p) {
+                Some(Waits { p50, p99, .. }) => format!("{}/{}", ms(*p50), ms(*p99)),
+                None => "-".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "    {:<34} {} | {} | {}   (token interval {} ms)",
+                b.label,
+                cell(Priority::High),
+                cell(Priority::Normal),
+                cell(Priority::Low),
+                ms(b.token_ms)
+            );
+        }
+    }
     notes(&mut out, scenario, f);
     out
 }
@@ -111,26 +132,28 @@ fn ms(v: f64) -> String {
 
 fn notes(out: &mut String, scenario: &Scenario, f: &PhaseFigures) {
     if f.mode == Mode::Gateway {
-        let per_call = f
-            .commands_per_call()
-            .map_or("-".to_owned(), |v| format!("{v:.2}"));
-        let scripts = f
-            .scripts_per_call()
-            .map_or("-".to_owned(), |v| format!("{v:.2}"));
-        let by: Vec<String> = f
-            .redis_by_command
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let per = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+        let list = |m: &std::collections::BTreeMap<String, u64>| {
+            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            if parts.is_empty() {
+                "none".to_owned()
+            } else {
+                parts.join(", ")
+            }
+        };
         let _ = writeln!(
             out,
-            "  redis: {per_call} commands per upstream call, {scripts} scripts per call ({} upstream calls; {})",
+            "  redis, per upstream call ({} calls): {} commands sent, {} of them scripts; {} executed counting inside scripts",
             f.upstream,
-            if by.is_empty() {
-                "no commands".to_owned()
-            } else {
-                by.join(", ")
-            }
+            per(f.commands_per_call()),
+            per(f.scripts_per_call()),
+            per(f.executed_per_call()),
+        );
+        let _ = writeln!(
+            out,
+            "    sent: {}; inside scripts: {}",
+            list(&f.redis.sent.by_clients),
+            list(&f.redis.sent.by_scripts)
         );
         match &f.learned {
             Ok(groups) if !groups.is_empty() => {
