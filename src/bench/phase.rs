@@ -157,20 +157,6 @@ pub fn parse_admitted(line: &str) -> Option<(String, String, f64)> {
     Some((text("group")?, text("priority")?, wait))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admitted_lines_give_the_queue_wait() {
-        let line = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"DEBUG","message":"limiter admitted call","group":"lead.read","caller":"bench-60","priority":"high","wait_ms":12,"remaining":3,"key":0,"target":"close_gateway::limiter::dispatch"}"#;
-        let parsed = parse_admitted(line);
-        assert_eq!(parsed, Some(("lead.read".into(), "high".into(), 12.0)));
-        assert_eq!(parse_admitted("limiter admitted call group=x"), None);
-        assert_eq!(parse_admitted(r#"{"group":"x","priority":"low"}"#), None);
-    }
-}
-
 /// The replicas' environment: the emulator as Close, the shared Redis, quiet logs.
 fn gateway_settings(base_url: &str, env: &Env<'_>) -> Vec<(String, String)> {
     let mut settings: Vec<(String, String)> = [
@@ -209,4 +195,18 @@ async fn learned(addrs: &[SocketAddr]) -> Result<Vec<(String, u64, String)>, Str
             (g.group, g.limit, source)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admitted_lines_give_the_queue_wait() {
+        let line = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"DEBUG","message":"limiter admitted call","group":"lead.read","caller":"bench-60","priority":"high","wait_ms":12,"remaining":3,"key":0,"target":"close_gateway::limiter::dispatch"}"#;
+        let parsed = parse_admitted(line);
+        assert_eq!(parsed, Some(("lead.read".into(), "high".into(), 12.0)));
+        assert_eq!(parse_admitted("limiter admitted call group=x"), None);
+        assert_eq!(parse_admitted(r#"{"group":"x","priority":"low"}"#), None);
+    }
 }
