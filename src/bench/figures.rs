@@ -70,8 +70,8 @@ pub struct PhaseFigures {
     pub buckets: Vec<BucketFigures>,
     /// Requests the phase's clients sent to the emulator.
     pub upstream: u64,
-    /// Commands the replicas sent to Redis.
-    pub redis_sent: u64,
+    /// Commands the replicas sent to Redis (known with the tap only).
+    pub redis_sent: Option<u64>,
     /// Of those, script calls (`EVALSHA`, `EVAL`, `FCALL`).
     pub redis_scripts: u64,
     /// Commands Redis executed, inside scripts too.
@@ -94,7 +94,8 @@ impl PhaseFigures {
     }
 
     pub fn commands_per_call(&self) -> Option<f64> {
-        (self.upstream > 0).then(|| self.redis_sent as f64 / self.upstream as f64)
+        let sent = self.redis_sent?;
+        (self.upstream > 0).then(|| sent as f64 / self.upstream as f64)
     }
 
     pub fn executed_per_call(&self) -> Option<f64> {
@@ -250,16 +251,20 @@ pub fn compute(scenario: &Scenario, phase: &Phase) -> PhaseFigures {
             around,
         });
     }
-    let sent = &phase.redis.sent.by_clients;
+    // Scripts are never run by scripts: their executions are what the replicas sent.
     let redis_scripts = ["evalsha", "eval", "fcall"]
         .iter()
-        .filter_map(|c| sent.get(*c))
+        .filter_map(|c| phase.redis.executed.get(*c))
         .sum();
     PhaseFigures {
         mode: phase.mode,
         buckets,
         upstream,
-        redis_sent: sent.values().sum(),
+        redis_sent: phase
+            .redis
+            .sent
+            .as_ref()
+            .map(|s| s.by_clients.values().sum()),
         redis_scripts,
         redis_executed: phase.redis.executed.values().sum(),
         redis: phase.redis.clone(),
@@ -414,10 +419,10 @@ mod tests {
             change_at: None,
             redis: RedisCounts {
                 executed: [("evalsha".to_owned(), 202), ("time".to_owned(), 202)].into(),
-                sent: Sent {
+                sent: Some(Sent {
                     by_clients: [("evalsha".to_owned(), 202), ("script".to_owned(), 3)].into(),
                     by_scripts: [("time".to_owned(), 202)].into(),
-                },
+                }),
             },
             queue_waits: vec![
                 ("lead.read".to_owned(), "high".to_owned(), 4.0),

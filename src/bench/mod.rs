@@ -55,6 +55,9 @@ pub struct Options {
     pub build: bool,
     /// Leave out the direct-client phases.
     pub skip_direct: bool,
+    /// Count the commands the replicas send to Redis with a `MONITOR` tap (it costs Redis
+    /// some time per command).
+    pub redis_tap: bool,
     /// Extra gateway environment, `KEY=VALUE`.
     pub gateway_env: Vec<(String, String)>,
 }
@@ -69,6 +72,7 @@ impl Default for Options {
             replicas: 3,
             build: true,
             skip_direct: false,
+            redis_tap: true,
             gateway_env: Vec::new(),
         }
     }
@@ -107,6 +111,7 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
             redis: &mut redis,
             redis_url: &redis_url,
             replicas: options.replicas,
+            tap: options.redis_tap,
             gateway_env: &options.gateway_env,
         };
         let gateway = phase::run(Mode::Gateway, scenario, &plan, &mut env, timeout).await?;

@@ -37,6 +37,8 @@ pub struct Env<'a> {
     pub redis: &'a mut RedisStats,
     pub redis_url: &'a str,
     pub replicas: usize,
+    /// Count the commands the replicas send with a `MONITOR` tap.
+    pub tap: bool,
     /// Extra gateway settings from the command line (`KEY=VALUE`).
     pub gateway_env: &'a [(String, String)],
 }
@@ -73,7 +75,9 @@ pub async fn run(
     let mut tap = None;
     if mode == Mode::Gateway {
         env.redis.reset().await?;
-        tap = Some(env.redis.tap().await?);
+        if env.tap {
+            tap = Some(env.redis.tap().await?);
+        }
         let settings = gateway_settings(&emulator.base_url, env);
         let starts =
             (0..env.replicas).map(|i| procs::start_gateway(&env.bins.gateway, i, &settings));
@@ -120,7 +124,9 @@ pub async fn run(
     let stats = emulator.stats().await?;
     let mut redis = RedisCounts::default();
     if let Some(tap) = tap {
-        redis.sent = env.redis.untap(tap).await?;
+        redis.sent = Some(env.redis.untap(tap).await?);
+    }
+    if mode == Mode::Gateway {
         redis.executed = env.redis.executed().await?;
     }
     // After the counts: GetRateLimits may read Redis itself.

@@ -125,8 +125,8 @@ pub struct Tap {
 pub struct RedisCounts {
     /// From `INFO commandstats`: every execution, inside scripts too.
     pub executed: BTreeMap<String, u64>,
-    /// From the tap.
-    pub sent: Sent,
+    /// From the tap, when there was one.
+    pub sent: Option<Sent>,
 }
 
 /// Commands seen by a tap, by name.

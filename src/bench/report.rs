@@ -149,12 +149,19 @@ fn notes(out: &mut String, scenario: &Scenario, f: &PhaseFigures) {
             per(f.scripts_per_call()),
             per(f.executed_per_call()),
         );
-        let _ = writeln!(
-            out,
-            "    sent: {}; inside scripts: {}",
-            list(&f.redis.sent.by_clients),
-            list(&f.redis.sent.by_scripts)
-        );
+        match &f.redis.sent {
+            Some(sent) => {
+                let _ = writeln!(
+                    out,
+                    "    sent: {}; inside scripts: {}",
+                    list(&sent.by_clients),
+                    list(&sent.by_scripts)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    executed: {}", list(&f.redis.executed));
+            }
+        }
         match &f.learned {
             Ok(groups) if !groups.is_empty() => {
                 let list: Vec<String> = groups

@@ -54,6 +54,10 @@ struct LimiterArgs {
     /// Only the gateway phases, not the direct clients.
     #[arg(long)]
     skip_direct: bool,
+    /// Do not count the commands the replicas send to Redis (MONITOR costs Redis a little
+    /// per command); only INFO commandstats is read.
+    #[arg(long)]
+    no_redis_tap: bool,
     /// Extra setting for every replica, e.g. `LIMITER_SAFETY_MARGIN=0.05` (repeatable).
     #[arg(long = "gateway-env", value_name = "KEY=VALUE", value_parser = key_value)]
     gateway_env: Vec<(String, String)>,
@@ -84,6 +88,7 @@ async fn main() -> ExitCode {
         replicas: args.replicas.max(1),
         build: !args.no_build,
         skip_direct: args.skip_direct,
+        redis_tap: !args.no_redis_tap,
         gateway_env: args.gateway_env,
     };
     // Dropping the run on Ctrl-C or SIGTERM drops every child process handle: each is
