@@ -399,7 +399,7 @@ mod tests {
     }
 
     fn scenario(name: &str) -> Scenario {
-        let mut s = Scenario::build(name, 1).unwrap();
+        let mut s = Scenario::build(name, 1, 10).unwrap();
         s.groups = vec![Group::LeadRead];
         s.limits = [("lead_read", 40)].into();
         s.hidden.clear();

@@ -88,7 +88,7 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
     let seed = options.seed.unwrap_or_else(random_seed);
     let scenarios = names
         .iter()
-        .map(|n| Scenario::build(n, seed))
+        .map(|n| Scenario::build(n, seed, options.windows))
         .collect::<Result<Vec<_>, _>>()?;
     let bins = Binaries::locate(options.build)?;
     let (_redis_proc, redis_url) = procs::start_redis().await?;

@@ -75,9 +75,10 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Builds scenario `name` with limits drawn from `seed`; each scenario draws from its
-    /// own stream, so `--scenario` does not change the others' limits.
-    pub fn build(name: &str, seed: u64) -> Result<Scenario, BenchError> {
+    /// Builds scenario `name` for a burst of `windows` windows, with limits drawn from
+    /// `seed`; each scenario draws from its own stream, so `--scenario` does not change the
+    /// others' limits. Events happen at the same fraction of the burst whatever its length.
+    pub fn build(name: &str, seed: u64, windows: u32) -> Result<Scenario, BenchError> {
         let mut rng = StdRng::seed_from_u64(seed ^ fnv1a(name));
         let mut draw = |groups: &[Group]| {
             let mut limits = BTreeMap::new();
@@ -100,7 +101,7 @@ impl Scenario {
             },
             "limit-lowered" => Scenario {
                 name: "limit-lowered",
-                about: "Close halves lead_read's limit 4.5 windows into the burst",
+                about: "Close halves lead_read's limit 45% into the burst",
                 groups: STANDARD.to_vec(),
                 limits: draw(STANDARD),
                 hidden: BTreeMap::new(),
@@ -130,7 +131,7 @@ impl Scenario {
             }
             "other-client" => Scenario {
                 name: "other-client",
-                about: "another client of the same key takes 30% of lead_read for 3 windows",
+                about: "another client of the same key takes 30% of lead_read for 30% of the burst",
                 groups: STANDARD.to_vec(),
                 limits: draw(STANDARD),
                 hidden: BTreeMap::new(),
@@ -139,11 +140,11 @@ impl Scenario {
             },
             other => return Err(BenchError::UnknownScenario(other.to_owned())),
         };
-        s.add_events();
+        s.add_events(f64::from(windows.max(1)));
         Ok(s)
     }
 
-    fn add_events(&mut self) {
+    fn add_events(&mut self, windows: f64) {
         let limit = |b: &str| self.limits.get(b).copied().unwrap_or(20);
         match self.name {
             "limit-lowered" => {
@@ -151,7 +152,7 @@ impl Scenario {
                 self.change = Some(LimitChange {
                     bucket: "lead_read",
                     to: (old / 2).max(10),
-                    at: 4.5,
+                    at: 0.45 * windows,
                 });
             }
             "hidden-limits" => {
@@ -164,8 +165,8 @@ impl Scenario {
                 self.other = Some(OtherClient {
                     group: Group::LeadRead,
                     per_window,
-                    from: 3.3,
-                    windows: 3,
+                    from: 0.33 * windows,
+                    windows: (0.3 * windows).round().max(1.0) as u64,
                 });
             }
             _ => {}
@@ -256,23 +257,44 @@ mod tests {
 
     #[test]
     fn limits_are_drawn_from_the_seed() {
-        let a = Scenario::build("cold-start", 7).unwrap();
-        let b = Scenario::build("cold-start", 7).unwrap();
+        let a = Scenario::build("cold-start", 7, 10).unwrap();
+        let b = Scenario::build("cold-start", 7, 10).unwrap();
         assert_eq!(a.limits, b.limits);
         assert_eq!(a.limits.len(), 5);
         assert!(a.limits.values().all(|l| LIMIT_RANGE.contains(l)));
-        let shared = Scenario::build("shared-bucket", 7).unwrap();
+        let shared = Scenario::build("shared-bucket", 7, 10).unwrap();
         assert_eq!(shared.buckets(), vec!["write"]);
         assert_eq!(
             shared.groups_of("write"),
             vec![Group::LeadWrite, Group::ActivityWrite]
         );
-        assert!(Scenario::build("nope", 7).is_err());
+        assert!(Scenario::build("nope", 7, 10).is_err());
+    }
+
+    #[test]
+    fn events_scale_with_the_burst() {
+        let lowered = Scenario::build("limit-lowered", 1, 10).unwrap();
+        let change = lowered.change.unwrap();
+        assert!((change.at - 4.5).abs() < 1e-9);
+        assert_eq!(change.to, (lowered.limits["lead_read"] / 2).max(10));
+        let short = Scenario::build("limit-lowered", 1, 3).unwrap();
+        assert!((short.change.unwrap().at - 1.35).abs() < 1e-9);
+        let other = Scenario::build("other-client", 1, 10)
+            .unwrap()
+            .other
+            .unwrap();
+        assert!((other.from - 3.3).abs() < 1e-9);
+        assert_eq!(other.windows, 3);
+        let other = Scenario::build("other-client", 1, 3)
+            .unwrap()
+            .other
+            .unwrap();
+        assert_eq!(other.windows, 1);
     }
 
     #[test]
     fn capacity_follows_changes_and_caps() {
-        let mut s = Scenario::build("limit-lowered", 1).unwrap();
+        let mut s = Scenario::build("limit-lowered", 1, 10).unwrap();
         s.limits.insert("lead_read", 40);
         s.change = Some(LimitChange {
             bucket: "lead_read",
@@ -290,7 +312,7 @@ mod tests {
 
     #[test]
     fn emulator_is_told_every_limit() {
-        let mut s = Scenario::build("hidden-limits", 3).unwrap();
+        let mut s = Scenario::build("hidden-limits", 3, 10).unwrap();
         s.limits = [("lead_read", 40), ("search", 20)].into();
         s.hidden = [
             ("search", Hidden::Cap(15)),

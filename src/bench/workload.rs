@@ -150,7 +150,7 @@ mod tests {
     use crate::bench::scenario::LimitChange;
 
     fn scenario(name: &str, limits: &[(&'static str, u64)]) -> Scenario {
-        let mut s = Scenario::build(name, 1).unwrap();
+        let mut s = Scenario::build(name, 1, 10).unwrap();
         s.limits = limits.iter().copied().collect();
         s.hidden.clear();
         s.change = None;
