@@ -163,14 +163,17 @@ fn notes(out: &mut String, scenario: &Scenario, f: &PhaseFigures) {
             }
         }
         match &f.learned {
-            Ok(groups) if !groups.is_empty() => {
+            Ok(groups) => {
+                // The loaded groups only: the table has dozens.
                 let list: Vec<String> = groups
                     .iter()
+                    .filter(|(g, ..)| scenario.groups.iter().any(|o| o.gateway_name() == g))
                     .map(|(g, l, s)| format!("{g}={l} {}", s.to_lowercase()))
                     .collect();
-                let _ = writeln!(out, "  GetRateLimits (replica 0): {}", list.join(", "));
+                if !list.is_empty() {
+                    let _ = writeln!(out, "  GetRateLimits (replica 0): {}", list.join(", "));
+                }
             }
-            Ok(_) => {}
             Err(why) => {
                 let _ = writeln!(out, "  GetRateLimits (replica 0): {why}");
             }
