@@ -9,6 +9,7 @@
 pub mod close;
 pub mod config;
 pub mod dev;
+pub mod emulator;
 pub mod error;
 pub mod proto;
 pub mod server;

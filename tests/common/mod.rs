@@ -46,7 +46,11 @@ pub async fn start() -> TestGateway {
 }
 
 pub async fn start_with(config: EmulatorConfig) -> TestGateway {
-    start_custom(config, RawPolicy::parse("", close_gateway::config::DEFAULT_RAW_DENY).unwrap()).await
+    start_custom(
+        config,
+        RawPolicy::parse("", close_gateway::config::DEFAULT_RAW_DENY).unwrap(),
+    )
+    .await
 }
 
 pub async fn start_custom(config: EmulatorConfig, raw_policy: RawPolicy) -> TestGateway {
@@ -124,7 +128,9 @@ impl TestGateway {
 
     /// The last request the emulator received, as (method, path without `/api/v1`).
     pub fn last(&self) -> RecordedRequest {
-        self.received().pop().expect("the emulator received no request")
+        self.received()
+            .pop()
+            .expect("the emulator received no request")
     }
 }
 
@@ -145,6 +151,11 @@ pub fn reason(status: &tonic::Status) -> String {
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     details(status)
         .bad_request()
-        .map(|br| br.field_violations.iter().map(|v| v.field.clone()).collect())
+        .map(|br| {
+            br.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
