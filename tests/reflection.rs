@@ -154,7 +154,11 @@ async fn error_details_reach_buf() {
     assert_eq!(error["code"], "invalid_argument", "{error}");
     let details = error["details"].as_array().expect("no details");
     let types: Vec<&str> = details.iter().filter_map(|d| d["type"].as_str()).collect();
-    assert_eq!(types, ["google.rpc.ErrorInfo", "google.rpc.BadRequest"], "{error}");
+    assert_eq!(
+        types,
+        ["google.rpc.ErrorInfo", "google.rpc.BadRequest"],
+        "{error}"
+    );
 
     let encoded = details[1]["value"].as_str().unwrap().trim_end_matches('=');
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
@@ -174,10 +178,10 @@ async fn error_details_reach_buf() {
 /// decode error details and health calls without proto files.
 #[tokio::test]
 async fn reflection_serves_error_detail_and_health_descriptors() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let gw = common::start().await;
     let mut client = ServerReflectionClient::new(gw.channel.clone());
@@ -185,7 +189,11 @@ async fn reflection_serves_error_detail_and_health_descriptors() {
         ("google.rpc.BadRequest", "google.rpc", "BadRequest"),
         ("google.rpc.RetryInfo", "google.rpc", "RetryInfo"),
         ("google.rpc.ErrorInfo", "google.rpc", "ErrorInfo"),
-        ("grpc.health.v1.Health", "grpc.health.v1", "HealthCheckRequest"),
+        (
+            "grpc.health.v1.Health",
+            "grpc.health.v1",
+            "HealthCheckRequest",
+        ),
     ] {
         let request = ServerReflectionRequest {
             host: String::new(),

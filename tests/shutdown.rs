@@ -22,9 +22,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_close-gateway");
 const LISTENING: &str = "close-gateway listening on ";
@@ -72,7 +72,11 @@ impl Gate {
                 });
             }
         });
-        Gate { addr, arrived, open }
+        Gate {
+            addr,
+            arrived,
+            open,
+        }
     }
 
     async fn wait_arrival(&mut self) {
@@ -261,6 +265,17 @@ async fn a_drain_longer_than_the_grace_exits_non_zero() {
     assert!(stderr.contains("shutdown grace"), "stderr: {stderr}");
     assert_no_key(&stdout);
     assert_no_key(&stderr);
-    let failed = call.await.unwrap().expect_err("the call outlived the gateway");
-    assert_eq!(failed.code(), tonic::Code::Unavailable, "{failed:?}");
+    // The connection died under the call; how hyper reports that (reset, broken pipe)
+    // varies, and tonic maps it to UNKNOWN or UNAVAILABLE.
+    let failed = call
+        .await
+        .unwrap()
+        .expect_err("the call outlived the gateway");
+    assert!(
+        matches!(
+            failed.code(),
+            tonic::Code::Unknown | tonic::Code::Unavailable
+        ),
+        "{failed:?}"
+    );
 }
