@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::close::{ApiKey, ClientConfig};
+use crate::limiter::{GroupTable, LimiterConfig};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.close.com/api/v1";
 
@@ -34,12 +35,13 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
     pub listen_addr: SocketAddr,
 
-    /// Close API key (HTTP Basic username). Prefer CLOSE_API_KEY_FILE in production.
+    /// Close API key (HTTP Basic username); several keys of one organization, comma-separated,
+    /// form a pool. Prefer CLOSE_API_KEY_FILE in production.
     #[arg(long, env = "CLOSE_API_KEY", hide_env_values = true)]
     pub close_api_key: Option<String>,
 
-    /// File holding the Close API key (e.g. a mounted Kubernetes secret). Surrounding
-    /// whitespace is ignored.
+    /// File holding the Close API key (e.g. a mounted Kubernetes secret); one key per line for
+    /// a pool. Surrounding whitespace is ignored.
     #[arg(long, env = "CLOSE_API_KEY_FILE", conflicts_with = "close_api_key")]
     pub close_api_key_file: Option<PathBuf>,
 
@@ -81,6 +83,47 @@ pub struct Config {
     #[arg(long, env = "RAW_DENY", default_value = DEFAULT_RAW_DENY)]
     pub raw_deny: String,
 
+    /// Address of the Prometheus endpoint (`GET /metrics`). Unset: no metrics endpoint.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Redis shared by every replica for the rate limiter, e.g. `redis://redis:6379/0`.
+    /// Unset (and no REDIS_CLUSTER_NODES): an in-process limiter, right for one replica only.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Redis Cluster seed nodes, comma-separated (`redis://a:6379,redis://b:6379`). Takes the
+    /// place of REDIS_URL.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        hide_env_values = true,
+        conflicts_with = "redis_url"
+    )]
+    pub redis_cluster_nodes: Option<String>,
+
+    /// JSON file of endpoint groups (method + path pattern → group, default limits); see
+    /// docs/limiter.md. Unset: the built-in table.
+    #[arg(long, env = "LIMITER_GROUPS_FILE")]
+    pub limiter_groups_file: Option<PathBuf>,
+
+    /// Requests per window assumed for a group until Close announces its limit.
+    #[arg(long, env = "LIMITER_DEFAULT_LIMIT", default_value_t = 10)]
+    pub limiter_default_limit: u64,
+
+    /// Fraction of each learned limit left unused, 0 to 0.5.
+    #[arg(long, env = "LIMITER_SAFETY_MARGIN", default_value_t = 0.02)]
+    pub limiter_safety_margin: f64,
+
+    /// Most calls waiting per group on this replica; more are rejected at once.
+    #[arg(long, env = "LIMITER_QUEUE_BOUND", default_value_t = 10_000)]
+    pub limiter_queue_bound: usize,
+
+    /// Organization-wide limit per group when several keys are pooled. Unset: 3 × the
+    /// smallest learned key limit.
+    #[arg(long, env = "CLOSE_ORG_LIMIT")]
+    pub close_org_limit: Option<u64>,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -99,6 +142,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("LIMITER_GROUPS_FILE: {0}")]
+    GroupsFile(String),
     #[error("{setting} is malformed: {reason}")]
     Malformed {
         setting: &'static str,
@@ -109,11 +154,11 @@ pub enum ConfigError {
 impl Config {
     /// The Close client's settings; `base_url` and `api_key` may be overridden by `--dev`.
     pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
-        let api_key = self.api_key()?;
+        let api_keys = self.api_keys()?;
         check_base_url(&self.close_base_url)?;
         Ok(ClientConfig {
             base_url: self.close_base_url.clone(),
-            api_key,
+            api_keys,
             timeout: self.upstream_timeout,
             connect_timeout: self.connect_timeout,
             max_request_bytes: self.max_request_bytes,
@@ -121,32 +166,83 @@ impl Config {
         })
     }
 
-    fn api_key(&self) -> Result<ApiKey, ConfigError> {
-        let key = match (&self.close_api_key, &self.close_api_key_file) {
-            (Some(key), _) => key.trim().to_owned(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::ApiKeyFile {
+    /// The limiter's settings for the given key pool.
+    pub fn limiter_config(&self, keys: &[ApiKey]) -> Result<LimiterConfig, ConfigError> {
+        if !(0.0..=0.5).contains(&self.limiter_safety_margin) {
+            return Err(ConfigError::Malformed {
+                setting: "LIMITER_SAFETY_MARGIN",
+                reason: "must be between 0 and 0.5".to_owned(),
+            });
+        }
+        if self.limiter_default_limit == 0 {
+            return Err(ConfigError::Malformed {
+                setting: "LIMITER_DEFAULT_LIMIT",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        let groups = match &self.limiter_groups_file {
+            Some(path) => {
+                GroupTable::from_file(path).map_err(|e| ConfigError::GroupsFile(e.to_string()))?
+            }
+            None => GroupTable::default(),
+        };
+        let keys: Vec<&str> = keys.iter().map(ApiKey::expose).collect();
+        Ok(LimiterConfig {
+            groups,
+            default_limit: self.limiter_default_limit,
+            safety_margin: self.limiter_safety_margin,
+            queue_bound: self.limiter_queue_bound,
+            org_limit: self.close_org_limit,
+            ..LimiterConfig::default()
+        }
+        .with_api_keys(&keys))
+    }
+
+    /// One key, or a pool of keys of one organization: comma-separated in CLOSE_API_KEY, one
+    /// per line in CLOSE_API_KEY_FILE.
+    pub fn api_keys(&self) -> Result<Vec<ApiKey>, ConfigError> {
+        let text = match (&self.close_api_key, &self.close_api_key_file) {
+            (Some(key), _) => key.replace(',', "\n"),
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::ApiKeyFile {
                     path: path.clone(),
                     source,
                 })?
-                .trim()
-                .to_owned(),
+            }
             (None, None) => return Err(ConfigError::MissingApiKey),
         };
-        if key.is_empty() {
+        let mut keys = Vec::new();
+        for (index, key) in text
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+        {
+            // Never echo a key: say which one is wrong and why.
+            if key
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == ':')
+            {
+                return Err(ConfigError::Malformed {
+                    setting: "CLOSE_API_KEY",
+                    reason: format!(
+                        "key {} contains whitespace, a control character or ':'",
+                        index + 1
+                    ),
+                });
+            }
+            if keys.iter().any(|k: &ApiKey| k.expose() == key) {
+                return Err(ConfigError::Malformed {
+                    setting: "CLOSE_API_KEY",
+                    reason: format!("key {} is listed twice", index + 1),
+                });
+            }
+            keys.push(ApiKey::new(key));
+        }
+        if keys.is_empty() {
             return Err(ConfigError::MissingApiKey);
         }
-        // Never echo the key itself: say what is wrong with it.
-        if key
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == ':')
-        {
-            return Err(ConfigError::Malformed {
-                setting: "CLOSE_API_KEY",
-                reason: "contains whitespace, a control character or ':'".to_owned(),
-            });
-        }
-        Ok(ApiKey::new(key))
+        Ok(keys)
     }
 }
 

@@ -23,7 +23,7 @@ pub async fn start(
     tracing::warn!(base_url = %emulator.base_url(), "dev mode: using the bundled close emulator, not close");
     let client = ClientConfig {
         base_url: emulator.base_url(),
-        api_key: ApiKey::new(key),
+        api_keys: vec![ApiKey::new(key)],
         timeout: config.upstream_timeout,
         connect_timeout: config.connect_timeout,
         max_request_bytes: config.max_request_bytes,

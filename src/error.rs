@@ -39,13 +39,20 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
     /// A search cursor expired in the middle of a walk.
-    #[error("search cursor expired after {pages} pages; restart the search")]
+    #[error("search cursor expired{}; restart the search from the first page", after_pages(*.pages))]
     CursorExpired { pages: u64 },
     /// A search reached Close's result cap; the rest cannot be fetched with this query.
     #[error("search reached close's cap of {cap} results; narrow the query")]
     ResultCapReached { cap: u64 },
     #[error(transparent)]
     Close(#[from] CloseError),
+}
+
+fn after_pages(pages: u64) -> String {
+    match pages {
+        0 => String::new(),
+        n => format!(" after {n} pages"),
+    }
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
@@ -145,6 +152,7 @@ fn classify_close(error: &CloseError) -> (Code, &'static str, ErrorDetails) {
             (Code::ResourceExhausted, "RESPONSE_TOO_LARGE", none())
         }
         CloseError::BadResponse(_) => (Code::Internal, "CLOSE_BAD_RESPONSE", none()),
+        CloseError::LimiterUnavailable(_) => (Code::Unavailable, "LIMITER_UNAVAILABLE", none()),
         CloseError::Throttled { retry_after, .. } => {
             (Code::ResourceExhausted, "RATE_LIMITED", retry(*retry_after))
         }

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use close_gateway::close::CloseClient;
+use close_gateway::close::{ClientConfig, CloseClient};
 use close_gateway::config::Config;
+use close_gateway::limiter::Limiter;
 use close_gateway::server::{self, ServerOptions};
 use close_gateway::services::Gateway;
 use close_gateway::services::raw::RawPolicy;
@@ -37,10 +38,19 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         (config.client_config()?, None)
     };
     let raw_policy = RawPolicy::parse(&config.raw_allow, &config.raw_deny)?;
+    let limiter = start_limiter(&config, &client_config).await?;
     let gateway = Gateway {
-        client: CloseClient::new(client_config)?,
+        client: CloseClient::with_limiter(client_config, limiter)?,
         raw_policy: Arc::new(raw_policy),
     };
+    if let Some(addr) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("METRICS_ADDR {addr}: {e}"))?;
+        let handle = telemetry::metrics_handle()?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening");
+        tokio::spawn(telemetry::serve_metrics(listener, handle));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| format!("LISTEN_ADDR {}: {e}", config.listen_addr))?;
@@ -56,4 +66,34 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     server::run(listener, gateway, options, server::shutdown_signal()).await?;
     Ok(())
+}
+
+/// Redis Cluster, single Redis, or (neither configured) in-process for a single replica.
+async fn start_limiter(
+    config: &Config,
+    client: &ClientConfig,
+) -> Result<Limiter, Box<dyn std::error::Error>> {
+    let limiter_config = config.limiter_config(&client.api_keys)?;
+    if let Some(nodes) = &config.redis_cluster_nodes {
+        let seeds: Vec<String> = nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let limiter = Limiter::redis_cluster(limiter_config, &seeds)
+            .await
+            .map_err(|e| format!("REDIS_CLUSTER_NODES: {e}"))?;
+        tracing::info!(nodes = seeds.len(), "limiter shared through redis cluster");
+        return Ok(limiter);
+    }
+    if let Some(url) = &config.redis_url {
+        let limiter = Limiter::redis(limiter_config, url)
+            .await
+            .map_err(|e| format!("REDIS_URL: {e}"))?;
+        tracing::info!("limiter shared through redis");
+        return Ok(limiter);
+    }
+    tracing::warn!("no REDIS_URL: in-process limiter, correct for a single replica only");
+    Ok(Limiter::in_process(limiter_config))
 }

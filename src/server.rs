@@ -13,12 +13,14 @@ use tonic_health::server::HealthReporter;
 
 use crate::proto::close::v1::activity_service_server::ActivityServiceServer;
 use crate::proto::close::v1::lead_service_server::LeadServiceServer;
+use crate::proto::close::v1::rate_limit_service_server::RateLimitServiceServer;
 use crate::proto::close::v1::raw_service_server::RawServiceServer;
 use crate::proto::close::v1::search_service_server::SearchServiceServer;
 use crate::proto::close::v1::task_service_server::TaskServiceServer;
 use crate::services::Gateway;
 use crate::services::activity::ActivityService;
 use crate::services::lead::LeadService;
+use crate::services::rate_limit::RateLimitService;
 use crate::services::raw::RawService;
 use crate::services::search::SearchService;
 use crate::services::task::TaskService;
@@ -30,6 +32,7 @@ const SERVICE_NAMES: &[&str] = &[
     "close.v1.ActivityService",
     "close.v1.SearchService",
     "close.v1.RawService",
+    "close.v1.RateLimitService",
 ];
 
 #[derive(Debug, Clone)]
@@ -103,6 +106,9 @@ pub async fn run(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(RateLimitServiceServer::new(RateLimitService::new(
+            gateway.clone(),
+        )))
         .add_service(
             RawServiceServer::new(RawService::new(gateway))
                 .max_decoding_message_size(max)

@@ -23,7 +23,7 @@ async fn serve(router: Router) -> SocketAddr {
 fn client(addr: SocketAddr) -> CloseClient {
     CloseClient::new(ClientConfig {
         base_url: format!("http://{addr}/api/v1"),
-        api_key: ApiKey::new("secret-key"),
+        api_keys: vec![ApiKey::new("secret-key")],
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         max_request_bytes: 1000,
@@ -88,17 +88,20 @@ async fn empty_and_non_json_bodies_are_handled() {
 }
 
 #[tokio::test]
-async fn legacy_429_body_is_merged_into_rate_limit_info() {
+async fn persistent_429s_are_retried_then_reported_with_the_legacy_body() {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = hits.clone();
     let router = Router::new().route(
         "/api/v1/lead/",
-        any(|| async {
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "1")],
-                axum::Json(
-                    json!({"error": {"rate_reset": "0.87", "rate_limit": 40, "rate_window": 1}}),
-                ),
-            )
+        any(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    axum::Json(json!({"error": {"rate_reset": "0.01", "rate_limit": 40, "rate_window": 1}})),
+                )
+            }
         }),
     );
     let addr = serve(router).await;
@@ -106,16 +109,15 @@ async fn legacy_429_body_is_merged_into_rate_limit_info() {
         .call(&CloseRequest::get("/lead/"), &CallContext::default())
         .await
         .unwrap_err();
-    let CloseError::Status {
-        status, rate_limit, ..
-    } = error
-    else {
+    let CloseError::Status { status, rate_limit, .. } = error else {
         panic!("{error:?}")
     };
     assert_eq!(status, 429);
-    assert_eq!(rate_limit.reset, Some(Duration::from_millis(870)));
+    assert_eq!(rate_limit.reset, Some(Duration::from_millis(10)));
     assert_eq!(rate_limit.retry_after, Some(Duration::from_secs(1)));
     assert_eq!(rate_limit.limit, Some(40));
+    // The first attempt and eight transparent retries, each after the group reopened.
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 9);
 }
 
 #[tokio::test]
@@ -209,7 +211,7 @@ async fn caller_deadline_bounds_the_upstream_timeout() {
 fn api_key_never_shows_in_debug_output() {
     let config = ClientConfig {
         base_url: "http://x".into(),
-        api_key: ApiKey::new("super-secret-key"),
+        api_keys: vec![ApiKey::new("super-secret-key")],
         timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
         max_request_bytes: 1,

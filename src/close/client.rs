@@ -10,9 +10,14 @@ use tokio::time::Instant;
 
 use super::error::CloseError;
 use super::ratelimit::RateLimitInfo;
+use crate::limiter::{AcquireRequest, Limiter, LimiterConfig, LimiterError, Priority};
 
 /// Time kept back from the caller's deadline so that our answer still reaches the caller.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// 429s retried for one call before giving up. Each retry first waits for the group to reopen,
+/// so this only bounds a Close that keeps refusing without saying why.
+const MAX_THROTTLE_RETRIES: u32 = 8;
 
 /// A Close API key. Never printed: `Debug` and `Display` show a placeholder.
 #[derive(Clone)]
@@ -39,7 +44,8 @@ impl fmt::Debug for ApiKey {
 pub struct ClientConfig {
     /// e.g. `https://api.close.com/api/v1`, no trailing slash needed.
     pub base_url: String,
-    pub api_key: ApiKey,
+    /// One key, or a pool of keys of one organization (the limiter spreads calls over them).
+    pub api_keys: Vec<ApiKey>,
     /// Upper bound of one upstream request; the caller's deadline may shorten it.
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -97,7 +103,7 @@ impl CloseRequest {
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     pub deadline: Option<Instant>,
-    pub priority: String,
+    pub priority: Priority,
     pub caller: String,
 }
 
@@ -110,46 +116,137 @@ pub struct CloseResponse {
     pub rate_limit: RateLimitInfo,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CloseClient {
     http: reqwest::Client,
     config: ClientConfig,
+    limiter: Limiter,
+}
+
+impl fmt::Debug for CloseClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloseClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CloseClient {
+    /// A client with an in-process limiter: right for tests and a single replica.
     pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
+        let keys: Vec<&str> = config.api_keys.iter().map(ApiKey::expose).collect();
+        let limiter = Limiter::in_process(LimiterConfig::default().with_api_keys(&keys));
+        Self::with_limiter(config, limiter)
+    }
+
+    /// A client whose every request is admitted by `limiter` (shared through Redis in
+    /// production).
+    pub fn with_limiter(config: ClientConfig, limiter: Limiter) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
             .user_agent(concat!("close-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(CloseClient { http, config })
+        Ok(CloseClient {
+            http,
+            config,
+            limiter,
+        })
+    }
+
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
     }
 
     /// Sends a request and returns Close's answer unless it is one no caller can use as data:
     /// 401, 429 and 5xx answers and transport failures are errors. Other 4xx answers are
     /// returned so that `RawService` can pass them through; typed RPCs use [`Self::json`].
+    ///
+    /// This is the choke point: the limiter admits the request into its endpoint group first,
+    /// learns from the answer after, and a 429 (which Close did not process, so it is safe to
+    /// replay for every method) is retried once the group reopens, while the deadline allows.
     pub async fn call(
         &self,
         request: &CloseRequest,
         ctx: &CallContext,
     ) -> Result<CloseResponse, CloseError> {
-        let response = self.send_once(request, ctx).await?;
-        let status = response.status;
-        if status == 401 || status == 429 || status >= 500 {
-            if status == 429 {
-                tracing::warn!(path = %request.path, reset = ?response.rate_limit.wait_hint(), "close answered 429");
-            }
-            return Err(CloseError::from_status(
-                request.method.clone(),
-                &request.path,
+        let group = self
+            .limiter
+            .groups()
+            .group_for(&request.method, &request.path)
+            .to_owned();
+        let mut throttled = 0;
+        loop {
+            // A call that cannot even be sent is the caller's deadline, not our throttling.
+            self.timeout_for(ctx)?;
+            let acquire = AcquireRequest {
+                group: group.clone(),
+                priority: ctx.priority,
+                caller: ctx.caller.clone(),
+                deadline: ctx.deadline,
+            };
+            let permit = self
+                .limiter
+                .acquire(acquire)
+                .await
+                .map_err(|e| limiter_error(&group, e))?;
+            let waited = permit.waited;
+            let key = self.key(permit.key_index);
+            let response = match self.send_once(request, ctx, key).await {
+                Ok(response) => response,
+                Err(error) => {
+                    // No answer, nothing learned; observing frees the permit's slot.
+                    self.limiter
+                        .observe(permit, 0, &RateLimitInfo::default())
+                        .await;
+                    record(&group, "error");
+                    return Err(error);
+                }
+            };
+            let status = response.status;
+            record(&group, status_class(status));
+            tracing::debug!(
+                group = %group,
+                method = %request.method,
+                path = %request.path,
                 status,
-                &response.body,
-                response.rate_limit,
-            ));
+                waited_ms = waited.as_millis() as u64,
+                remaining = ?response.rate_limit.remaining,
+                "close call"
+            );
+            self.limiter
+                .observe(permit, status, &response.rate_limit)
+                .await;
+            if status == 429 {
+                throttled += 1;
+                tracing::warn!(
+                    group = %group,
+                    path = %request.path,
+                    reset = ?response.rate_limit.wait_hint(),
+                    attempt = throttled,
+                    "close answered 429"
+                );
+                if throttled <= MAX_THROTTLE_RETRIES {
+                    continue;
+                }
+            }
+            if status == 401 || status == 429 || status >= 500 {
+                return Err(CloseError::from_status(
+                    request.method.clone(),
+                    &request.path,
+                    status,
+                    &response.body,
+                    response.rate_limit,
+                ));
+            }
+            return Ok(response);
         }
-        Ok(response)
+    }
+
+    fn key(&self, index: usize) -> &ApiKey {
+        let keys = &self.config.api_keys;
+        &keys[index.min(keys.len().saturating_sub(1))]
     }
 
     /// Sends a request and returns the body of a 2xx answer; any other status is an error.
@@ -175,6 +272,7 @@ impl CloseClient {
         &self,
         request: &CloseRequest,
         ctx: &CallContext,
+        key: &ApiKey,
     ) -> Result<CloseResponse, CloseError> {
         let timeout = self.timeout_for(ctx)?;
         let url = format!(
@@ -185,7 +283,7 @@ impl CloseClient {
         let mut builder = self
             .http
             .request(request.method.clone(), url)
-            .basic_auth(self.config.api_key.expose(), Some(""))
+            .basic_auth(key.expose(), Some(""))
             .header(http::header::ACCEPT, "application/json")
             .timeout(timeout);
         if !request.query.is_empty() {
@@ -216,14 +314,8 @@ impl CloseClient {
         if status == 429 {
             rate_limit.merge_legacy_body(&body);
         }
-        tracing::debug!(
-            method = %request.method,
-            path = %request.path,
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            remaining = ?rate_limit.remaining,
-            "close call"
-        );
+        metrics::histogram!("close_gateway_upstream_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         Ok(CloseResponse {
             status,
             body,
@@ -307,4 +399,42 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A refusal of the limiter as the caller will see it.
+fn limiter_error(group: &str, error: LimiterError) -> CloseError {
+    let message = error.to_string();
+    match error {
+        LimiterError::DeadlineUnreachable { retry_after, .. }
+        | LimiterError::Paused { retry_after, .. } => CloseError::Throttled {
+            group: group.to_owned(),
+            retry_after,
+            message,
+        },
+        // Overflow: the queue is a backlog of about a window or more; try again a bit later.
+        LimiterError::QueueFull { .. } => CloseError::Throttled {
+            group: group.to_owned(),
+            retry_after: Duration::from_secs(1),
+            message,
+        },
+        LimiterError::Backend(detail) => CloseError::LimiterUnavailable(detail),
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        429 => "429",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn record(group: &str, status: &'static str) {
+    metrics::counter!(
+        "close_gateway_upstream_requests_total",
+        "group" => group.to_owned(),
+        "status" => status
+    )
+    .increment(1);
 }

@@ -44,6 +44,9 @@ pub enum CloseError {
     /// Close answered 2xx with a body that is not the JSON we expect.
     #[error("unexpected response from close: {0}")]
     BadResponse(String),
+    /// The shared limiter's state cannot be reached and no safe local share applies.
+    #[error("rate limiter unavailable: {0}")]
+    LimiterUnavailable(String),
     /// The rate limiter refused to admit the call in time.
     #[error("rate limited: {message}")]
     Throttled {

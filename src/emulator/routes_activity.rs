@@ -177,8 +177,12 @@ fn list(s: &Shared, ctx: &Ctx, kind: Option<&Kind>) -> Reply {
     page_of(rows.into_iter(), ctx, 100)
 }
 
-/// `_type` filter value `Note`, or `Custom.actitype_x` for one custom activity type.
+/// `_type` filter value `Note`, `Custom` for every custom activity, or `Custom.actitype_x`
+/// for one custom activity type.
 fn is_type(act: &Value, wanted: &str) -> bool {
+    if wanted == "Custom" {
+        return str_of(act, "_type") == Some("CustomActivity");
+    }
     match wanted.strip_prefix("Custom.") {
         Some(type_id) => {
             str_of(act, "_type") == Some("CustomActivity")

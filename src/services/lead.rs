@@ -45,7 +45,7 @@ impl LeadApi for LeadService {
         &self,
         request: Request<GetLeadRequest>,
     ) -> Result<Response<GetLeadResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         check_id("id", &req.id, "lead_")?;
         let upstream = CloseRequest::get(format!("/lead/{}/", req.id));
@@ -63,7 +63,7 @@ impl LeadApi for LeadService {
         &self,
         request: Request<ListLeadsRequest>,
     ) -> Result<Response<ListLeadsResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let limit = page_limit(req.page_size, 100, 200)?;
         let skip = decode_page_token(&req.page_token)?;
@@ -94,7 +94,7 @@ impl LeadApi for LeadService {
         &self,
         request: Request<CreateLeadRequest>,
     ) -> Result<Response<CreateLeadResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let lead = request.into_inner().lead.unwrap_or_default();
         let mut v = Violations::new();
         v.max_len("lead.name", &lead.name, MAX_SHORT_LEN);
@@ -125,7 +125,7 @@ impl LeadApi for LeadService {
         &self,
         request: Request<UpdateLeadRequest>,
     ) -> Result<Response<UpdateLeadResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let lead = req.lead.unwrap_or_default();
         check_id("lead.id", &lead.id, "lead_")?;
@@ -160,7 +160,7 @@ impl LeadApi for LeadService {
         &self,
         request: Request<DeleteLeadRequest>,
     ) -> Result<Response<DeleteLeadResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         check_id("id", &req.id, "lead_")?;
         let upstream = CloseRequest::delete(format!("/lead/{}/", req.id));
@@ -176,7 +176,7 @@ impl LeadApi for LeadService {
         &self,
         request: Request<MergeLeadsRequest>,
     ) -> Result<Response<MergeLeadsResponse>, Status> {
-        let ctx = context(request.metadata());
+        let ctx = context(request.metadata())?;
         let req = request.into_inner();
         let mut v = Violations::new();
         v.id("source_id", &req.source_id, "lead_");

@@ -2,9 +2,11 @@
 //! taken from gRPC metadata.
 
 pub mod activity;
+pub mod activity_convert;
 pub mod convert;
 pub mod lead;
 pub mod mask;
+pub mod rate_limit;
 pub mod raw;
 pub mod search;
 pub mod task;
@@ -17,6 +19,8 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use crate::close::{CallContext, CloseClient};
+use crate::error::{Error, invalid};
+use crate::limiter::Priority;
 
 /// What every service needs: the one Close client and the RawService policy.
 #[derive(Debug, Clone)]
@@ -26,8 +30,8 @@ pub struct Gateway {
 }
 
 /// Builds the upstream call context from the caller's metadata: deadline (`grpc-timeout`),
-/// `x-priority` and `x-caller`.
-pub fn context(metadata: &MetadataMap) -> CallContext {
+/// `x-priority` (high, normal, low; default normal) and `x-caller`.
+pub fn context(metadata: &MetadataMap) -> Result<CallContext, Error> {
     let now = Instant::now();
     let deadline = metadata
         .get("grpc-timeout")
@@ -41,11 +45,17 @@ pub fn context(metadata: &MetadataMap) -> CallContext {
             .map(|s| s.trim().chars().take(64).collect::<String>())
             .unwrap_or_default()
     };
-    CallContext {
+    let priority = match text("x-priority").as_str() {
+        "" => Priority::default(),
+        value => value
+            .parse()
+            .map_err(|_| invalid("x-priority", "must be high, normal or low"))?,
+    };
+    Ok(CallContext {
         deadline,
-        priority: text("x-priority").to_ascii_lowercase(),
+        priority,
         caller: text("x-caller"),
-    }
+    })
 }
 
 /// `grpc-timeout` is at most 8 digits and a unit: H, M, S, m, u or n.

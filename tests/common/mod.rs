@@ -88,7 +88,7 @@ pub async fn start_custom(config: EmulatorConfig, raw_policy: RawPolicy) -> Test
 pub fn client_config(base_url: &str, key: &str) -> ClientConfig {
     ClientConfig {
         base_url: base_url.to_owned(),
-        api_key: ApiKey::new(key),
+        api_keys: vec![ApiKey::new(key)],
         timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
         max_request_bytes: 1 << 20,

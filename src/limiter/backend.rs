@@ -1,0 +1,94 @@
+//! Where the shared state lives: in this process, or in Redis with a local fallback share
+//! while Redis cannot be reached.
+
+use std::sync::Arc;
+
+use super::config::LimiterConfig;
+use super::local::MemoryState;
+use super::policy::{Answer, Ask, Obs, Params, View};
+use super::redis::RedisBackend;
+
+/// Names of one group's state. Every key carries the hash tag `{cgw:<pool>:<group>}` so one
+/// script call touches one Redis Cluster slot; key ids are SHA-256 prefixes, never keys.
+#[derive(Debug, Clone)]
+pub(crate) struct BucketRef {
+    pub group: String,
+    pub base: String,
+    pub demand: String,
+    pub org_key: String,
+    pub keys: Vec<String>,
+    pub org: bool,
+    pub params: Params,
+}
+
+impl BucketRef {
+    pub fn new(pool: &str, group: &str, config: &LimiterConfig) -> BucketRef {
+        // Braces would break the hash tag; nothing else in a group name matters to Redis.
+        let safe: String = group
+            .chars()
+            .map(|c| if c == '{' || c == '}' { '_' } else { c })
+            .collect();
+        let base = format!("{{cgw:{pool}:{safe}}}");
+        let keys = if config.key_ids.is_empty() {
+            vec![format!("{base}:key")]
+        } else {
+            config
+                .key_ids
+                .iter()
+                .map(|id| format!("{base}:key:{}", &id[..id.len().min(16)]))
+                .collect()
+        };
+        let params = config.params_for(&config.params(), group);
+        BucketRef {
+            group: group.to_owned(),
+            demand: format!("{base}:demand"),
+            org_key: format!("{base}:org"),
+            org: keys.len() > 1,
+            keys,
+            base,
+            params,
+        }
+    }
+}
+
+/// Which state granted a permit; its observation goes back to the same state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Shared,
+    Fallback,
+}
+
+pub(crate) enum Backend {
+    Memory(Arc<MemoryState>),
+    Redis(Box<RedisBackend>),
+}
+
+impl Backend {
+    pub async fn acquire(&self, bucket: &BucketRef, ask: &Ask) -> (Answer, View, Origin) {
+        match self {
+            Backend::Memory(state) => {
+                let (answer, view) = state.acquire(bucket, ask, &bucket.params);
+                (answer, view, Origin::Shared)
+            }
+            Backend::Redis(redis) => redis.acquire(bucket, ask).await,
+        }
+    }
+
+    /// Reports one answer and, with `ask`, asks for more slots in the same round trip. The
+    /// answer's slots come from the returned origin.
+    pub async fn observe(
+        &self,
+        bucket: &BucketRef,
+        obs: &Obs,
+        ask: Option<&Ask>,
+        origin: Origin,
+    ) -> Option<(View, Option<Answer>, Origin)> {
+        match self {
+            Backend::Memory(state) => {
+                let (view, answer) = state.observe(bucket, obs, ask, &bucket.params);
+                Some((view, answer, Origin::Shared))
+            }
+            Backend::Redis(redis) => redis.observe(bucket, obs, ask, origin).await,
+        }
+    }
+}

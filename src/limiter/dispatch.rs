@@ -1,0 +1,471 @@
+//! One local line per group: the calls waiting on this replica, the slots the shared state
+//! granted to this replica, and a task that asks for slots and hands each one, when due, to
+//! the call first in line at that moment (so a `high` call that arrives later still goes
+//! first). One backend call serves up to `batch_max` waiting calls.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use super::backend::{BucketRef, Origin};
+use super::config::micros;
+use super::policy::{Answer, Ask, Grant, Obs, View, Why};
+use super::queue::Queue;
+use super::{AcquireRequest, Inner, LimiterError, Permit, Priority};
+use crate::close::ratelimit::RateLimitInfo;
+
+type Reply = Result<Permit, LimiterError>;
+
+pub(super) struct Waiter {
+    prio: usize,
+    caller: String,
+    deadline: Option<Instant>,
+    enqueued: Instant,
+    tx: oneshot::Sender<Reply>,
+}
+
+struct Held {
+    at: Instant,
+    grant: Grant,
+    origin: Origin,
+}
+
+#[derive(Default)]
+pub(super) struct Local {
+    pub queue: Queue<Waiter>,
+    held: VecDeque<Held>,
+    retry_at: Option<Instant>,
+    pub paused_until: Option<Instant>,
+    /// Last state seen, with the local instant and wall time it was taken at.
+    pub view: Option<(View, Instant, SystemTime)>,
+    pub last_header: Option<String>,
+    pub throttled: u64,
+    closed: bool,
+    /// A backend call asking for slots is under way.
+    asking: bool,
+}
+
+pub(crate) struct Group {
+    pub name: String,
+    bucket: BucketRef,
+    local: Mutex<Local>,
+    wake: Notify,
+    ids: AtomicU64,
+    probe_poll: Duration,
+}
+
+enum Step {
+    Stop,
+    Ask(Ask),
+    Sleep(Option<Instant>),
+}
+
+fn later(now: Instant, from: i64, to: i64) -> Instant {
+    now + Duration::from_micros(u64::try_from(to - from).unwrap_or(0))
+}
+
+impl Group {
+    pub fn start(inner: &Arc<Inner>, bucket: BucketRef) -> Arc<Group> {
+        let group = Arc::new(Group {
+            name: bucket.group.clone(),
+            bucket,
+            local: Mutex::new(Local::default()),
+            wake: Notify::new(),
+            ids: AtomicU64::new(0),
+            probe_poll: inner.config.probe_poll,
+        });
+        tokio::spawn(run(Arc::downgrade(inner), group.clone()));
+        group
+    }
+
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Local> {
+        match self.local.lock() {
+            Ok(local) => local,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub async fn acquire(&self, inner: &Inner, req: AcquireRequest) -> Reply {
+        let prio = req.priority as usize;
+        let now = Instant::now();
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let rx = {
+            let mut local = self.lock();
+            if let Some(until) = local.paused_until.filter(|u| *u > now)
+                && req.deadline.is_some_and(|d| d < until)
+            {
+                return Err(self.reject(LimiterError::Paused {
+                    group: self.name.clone(),
+                    retry_after: until - now,
+                }));
+            }
+            if local.queue.len() >= inner.config.queue_bound {
+                return Err(self.reject(LimiterError::QueueFull {
+                    group: self.name.clone(),
+                }));
+            }
+            if let Some(deadline) = req.deadline {
+                let ready = local.estimate(now, prio, &req.caller);
+                if ready > deadline {
+                    return Err(self.reject(LimiterError::DeadlineUnreachable {
+                        group: self.name.clone(),
+                        retry_after: ready - now,
+                    }));
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            let waiter = Waiter {
+                prio,
+                caller: req.caller.clone(),
+                deadline: req.deadline,
+                enqueued: now,
+                tx,
+            };
+            local.queue.push(prio, &req.caller, id, waiter);
+            self.gauge_depth(&local);
+            rx
+        };
+        self.wake.notify_one();
+        let mut leave = Leave {
+            group: self,
+            prio,
+            caller: &req.caller,
+            id,
+            armed: true,
+        };
+        let reply = rx.await;
+        leave.armed = false;
+        reply.unwrap_or_else(|_| Err(LimiterError::Backend("limiter stopped".into())))
+    }
+
+    fn reject(&self, err: LimiterError) -> LimiterError {
+        let reason = match &err {
+            LimiterError::QueueFull { .. } => "queue_full",
+            LimiterError::DeadlineUnreachable { .. } => "deadline",
+            LimiterError::Paused { .. } => "paused",
+            LimiterError::Backend(_) => "backend",
+        };
+        metrics::counter!("limiter_rejected_total", "group" => self.name.clone(), "reason" => reason)
+            .increment(1);
+        tracing::debug!(group = %self.name, reason, "limiter rejected call");
+        err
+    }
+
+    pub async fn observe(&self, inner: &Inner, permit: &Permit, status: u16, info: &RateLimitInfo) {
+        let now = Instant::now();
+        let micros_of = |d: Option<Duration>| d.map_or(-1, micros);
+        let (demand, ask) = {
+            let mut local = self.lock();
+            if let Some(raw) = &info.raw_header {
+                local.last_header = Some(raw.clone());
+            }
+            if status == 429 {
+                let wait = info.wait_hint().unwrap_or(inner.config.default_pause);
+                let until = now + wait;
+                local.paused_until = Some(local.paused_until.map_or(until, |p| p.max(until)));
+                local.retry_at = local.paused_until;
+                // Slots granted before the 429 would meet the same answer.
+                local.held.clear();
+                local.throttled += 1;
+                metrics::counter!("limiter_throttled_total", "group" => self.name.clone())
+                    .increment(1);
+                tracing::warn!(group = %self.name, wait_ms = wait.as_millis() as u64,
+                    header = info.raw_header.as_deref().unwrap_or(""), "close answered 429, group paused");
+            }
+            // Waiting calls ride on this round trip: no extra backend call for them.
+            let ask = local.ask(now, inner);
+            local.asking |= ask.is_some();
+            (local.demand(), ask)
+        };
+        let obs = Obs {
+            key: permit.key_index,
+            seq: permit.seq,
+            probe: permit.probe,
+            status: i64::from(status),
+            limit: info.limit.map_or(0, |l| l.min(1 << 40) as i64),
+            remaining: info.remaining.map_or(-1, |r| r.min(1 << 40) as i64),
+            reset: micros_of(info.reset),
+            window: micros_of(info.window),
+            retry_after: micros_of(info.retry_after),
+            org_typed: info.limit_type.as_deref() == Some("org"),
+            rtt: micros(now - permit.issued),
+            replica: inner.config.replica_id.clone(),
+            demand,
+        };
+        let reply = inner
+            .backend
+            .observe(&self.bucket, &obs, ask.as_ref(), permit.origin)
+            .await;
+        match reply {
+            Some((view, Some(answer), origin)) => self.apply(answer, view, origin),
+            Some((view, None, _)) => {
+                let mut local = self.lock();
+                local.take_view(view);
+                local.asking &= ask.is_none();
+            }
+            None => self.lock().asking &= ask.is_none(),
+        }
+        if let Some((view, ..)) = &self.lock().view
+            && view.lsrc == 2
+        {
+            metrics::gauge!("limiter_learned_limit", "group" => self.name.clone())
+                .set(view.lim as f64);
+        }
+        self.wake.notify_one();
+    }
+
+    fn plan(&self, inner: &Arc<Inner>) -> Step {
+        let now = Instant::now();
+        let mut local = self.lock();
+        if local.closed {
+            return Step::Stop;
+        }
+        let expired = local
+            .queue
+            .drain_where(|w| w.tx.is_closed() || w.deadline.is_some_and(|d| d <= now));
+        for waiter in expired {
+            let err = LimiterError::DeadlineUnreachable {
+                group: self.name.clone(),
+                retry_after: local.estimate(now, Priority::Low as usize, &waiter.caller) - now,
+            };
+            let _ = waiter.tx.send(Err(self.reject(err)));
+        }
+        if let Some(until) = local.paused_until.filter(|p| *p > now) {
+            let late = local
+                .queue
+                .drain_where(|w| w.deadline.is_some_and(|d| d < until));
+            for waiter in late {
+                let err = LimiterError::Paused {
+                    group: self.name.clone(),
+                    retry_after: until - now,
+                };
+                let _ = waiter.tx.send(Err(self.reject(err)));
+            }
+        }
+        while local.held.front().is_some_and(|h| h.at <= now) {
+            let Some(held) = local.held.pop_front() else {
+                break;
+            };
+            self.hand_out(inner, &mut local, held, now);
+        }
+        self.gauge_depth(&local);
+        let need = local.queue.len().saturating_sub(local.held.len());
+        let waiting = local.retry_at.is_some_and(|r| r > now);
+        if !waiting && let Some(ask) = local.ask(now, inner) {
+            local.retry_at = None;
+            local.asking = true;
+            return Step::Ask(ask);
+        }
+        let mut wake = local.held.front().map(|h| h.at);
+        if need > 0 {
+            for at in [local.retry_at, local.paused_until].into_iter().flatten() {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+        }
+        for deadline in local.queue.iter().filter_map(|w| w.deadline) {
+            wake = Some(wake.map_or(deadline, |w| w.min(deadline)));
+        }
+        Step::Sleep(wake)
+    }
+
+    fn hand_out(&self, inner: &Arc<Inner>, local: &mut Local, held: Held, now: Instant) {
+        while let Some((_, waiter)) = local.queue.pop() {
+            let waited = now - waiter.enqueued;
+            let permit = Permit {
+                group: self.name.clone(),
+                waited,
+                key_index: held.grant.key,
+                seq: held.grant.seq,
+                probe: held.grant.probe,
+                issued: now,
+                origin: held.origin,
+                release: Some(Arc::downgrade(inner)),
+            };
+            match waiter.tx.send(Ok(permit)) {
+                Ok(()) => {
+                    let prio = Priority::ALL[waiter.prio.min(2)].as_str();
+                    metrics::histogram!("limiter_queue_wait_seconds", "group" => self.name.clone(),
+                        "priority" => prio)
+                    .record(waited.as_secs_f64());
+                    let remaining = local.view.as_ref().map_or(0, |(v, ..)| v.remaining);
+                    tracing::debug!(group = %self.name, caller = %waiter.caller,
+                        priority = prio, wait_ms = waited.as_millis() as u64, remaining, key = held.grant.key,
+                        "limiter admitted call");
+                    return;
+                }
+                // The call left just now: the slot goes to the next in line.
+                Err(Ok(mut permit)) => permit.release = None,
+                Err(Err(_)) => {}
+            }
+        }
+    }
+
+    fn apply(&self, answer: Answer, view: View, origin: Origin) {
+        let now = Instant::now();
+        let mut local = self.lock();
+        local.asking = false;
+        match &answer {
+            Answer::Granted(grants, retry) => {
+                // Fewer slots than asked: the rest are not free before `retry`.
+                local.retry_at = (*retry > 0).then(|| later(now, view.now, *retry));
+                for grant in grants {
+                    let held = Held {
+                        at: later(now, view.now, grant.at),
+                        grant: *grant,
+                        origin,
+                    };
+                    local.held.push_back(held);
+                }
+                local.held.make_contiguous().sort_by_key(|h| h.at);
+            }
+            Answer::Wait { until, why } => {
+                let mut at = later(now, view.now, *until);
+                if *why == Why::Probe {
+                    // The probe's answer reaches the shared state, not this replica: look again soon.
+                    at = at.min(now + self.probe_poll);
+                }
+                local.retry_at = Some(at);
+                if *why == Why::Paused {
+                    local.paused_until = Some(at);
+                }
+            }
+        }
+        local.take_view(view);
+    }
+
+    fn gauge_depth(&self, local: &Local) {
+        for (prio, depth) in Priority::ALL.iter().zip(local.queue.depths()) {
+            metrics::gauge!("limiter_queue_depth", "group" => self.name.clone(),
+                "priority" => prio.as_str())
+            .set(depth as f64);
+        }
+    }
+}
+
+impl Local {
+    /// What to ask the shared state for: slots for the most urgent waiting calls that no
+    /// held slot covers. `None` when nothing is needed or an ask is under way.
+    fn ask(&self, now: Instant, inner: &Inner) -> Option<Ask> {
+        let need = self.queue.len().saturating_sub(self.held.len());
+        let paused = self.paused_until.is_some_and(|p| p > now);
+        if need == 0 || paused || self.asking {
+            return None;
+        }
+        let top = self.queue.top()?;
+        let depth = self.queue.depths()[top];
+        let mut max_wait = 0;
+        for waiter in self.queue.iter() {
+            max_wait = match waiter.deadline {
+                Some(d) => max_wait.max(micros(d.saturating_duration_since(now))),
+                None => i64::MAX / 4,
+            };
+            if max_wait == i64::MAX / 4 {
+                break;
+            }
+        }
+        Some(Ask {
+            prio: top,
+            n: need.min(depth).min(inner.config.batch_max.max(1) as usize) as i64,
+            max_wait,
+            replica: inner.config.replica_id.clone(),
+            demand: self.demand(),
+        })
+    }
+
+    /// When a new call of `caller` at `prio` would get room, as far as this replica knows.
+    fn estimate(&self, now: Instant, prio: usize, caller: &str) -> Instant {
+        let start = self.paused_until.map_or(now, |p| p.max(now));
+        let ahead = self.queue.ahead_of_new(prio, caller);
+        if let Some(held) = self.held.get(ahead) {
+            return held.at.max(start);
+        }
+        let Some((view, ..)) = self.view.as_ref().filter(|(v, ..)| v.interval > 0) else {
+            return start;
+        };
+        let from = self.held.back().map_or(start, |h| h.at.max(start));
+        let slots = (ahead + 1 - self.held.len()) as u64;
+        from + Duration::from_micros(view.interval as u64 * slots)
+    }
+
+    /// Waiting calls per priority that no held slot covers yet.
+    fn demand(&self) -> [i64; 3] {
+        let mut spare = self.held.len();
+        let mut demand = [0; 3];
+        for (d, depth) in demand.iter_mut().zip(self.queue.depths()) {
+            let covered = depth.min(spare);
+            spare -= covered;
+            *d = (depth - covered) as i64;
+        }
+        demand
+    }
+
+    fn take_view(&mut self, view: View) {
+        let now = Instant::now();
+        if view.pause > view.now {
+            let until = later(now, view.now, view.pause);
+            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        }
+        self.view = Some((view, now, SystemTime::now()));
+    }
+}
+
+/// Takes a cancelled call out of the line.
+struct Leave<'a> {
+    group: &'a Group,
+    prio: usize,
+    caller: &'a str,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let removed = self
+            .group
+            .lock()
+            .queue
+            .remove(self.prio, self.caller, self.id);
+        if removed {
+            self.group.wake.notify_one();
+        }
+    }
+}
+
+async fn run(inner: Weak<Inner>, group: Arc<Group>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        match group.plan(&strong) {
+            Step::Stop => return,
+            Step::Ask(ask) => {
+                let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
+                group.apply(answer, view, origin);
+            }
+            Step::Sleep(until) => {
+                drop(strong);
+                match until {
+                    Some(at) => {
+                        tokio::select! {
+                            _ = group.wake.notified() => {}
+                            _ = tokio::time::sleep_until(at) => {}
+                        }
+                    }
+                    None => group.wake.notified().await,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The in-process backend: the same rules as the Redis script, state in a mutex, time from
+//! `tokio::time::Instant` (so tests can pause the clock). Several limiters may share one
+//! [`MemoryState`] to act as replicas of one deployment.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::time::Instant;
+
+use super::backend::BucketRef;
+use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs, Params, View};
+
+/// Shared limiter state held in memory.
+#[derive(Debug)]
+pub struct MemoryState {
+    origin: Instant,
+    groups: Mutex<HashMap<String, GroupState>>,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryState {
+    pub fn new() -> MemoryState {
+        MemoryState {
+            origin: Instant::now(),
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Microseconds since this state was made: the clock of its decisions.
+    pub(crate) fn now(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX / 4)
+    }
+
+    pub(crate) fn acquire(&self, bucket: &BucketRef, ask: &Ask, p: &Params) -> (Answer, View) {
+        let now = self.now();
+        self.with(bucket, |g| policy::acquire(g, now, ask, p))
+    }
+
+    pub(crate) fn observe(
+        &self,
+        bucket: &BucketRef,
+        obs: &Obs,
+        ask: Option<&Ask>,
+        p: &Params,
+    ) -> (View, Option<Answer>) {
+        let now = self.now();
+        self.with(bucket, |g| {
+            policy::observe_then_acquire(g, now, obs, ask, p)
+        })
+    }
+
+    /// Starts a bucket with a limit learned elsewhere (the fallback after losing Redis).
+    pub(crate) fn seed(&self, bucket: &BucketRef, lim: i64, win: i64) {
+        if lim <= 0 || win <= 0 {
+            return;
+        }
+        self.with(bucket, |g| {
+            for key in &mut g.keys {
+                if key.lim == 0 {
+                    key.lim = lim;
+                    key.win = win;
+                    key.lsrc = 1;
+                }
+            }
+        });
+    }
+
+    fn with<T>(&self, bucket: &BucketRef, f: impl FnOnce(&mut GroupState) -> T) -> T {
+        let mut groups = match self.groups.lock() {
+            Ok(groups) => groups,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let state = groups
+            .entry(bucket.base.clone())
+            .or_insert_with(|| GroupState {
+                keys: vec![Bucket::default(); bucket.keys.len()],
+                org: bucket.org.then(Bucket::default),
+                demand: HashMap::new(),
+            });
+        f(state)
+    }
+}

@@ -1,0 +1,460 @@
+//! The scheduling rules, pure: a group's shared state and the time in, a decision out.
+//!
+//! `acquire.lua` is a line-by-line translation of this file (same names, same integer
+//! arithmetic in microseconds); `script_tests.rs` runs both on the same steps. Any change here
+//! must be made there too. The algorithm is explained in `docs/limiter.md`.
+
+use std::collections::HashMap;
+
+/// Priority indices: lower is more urgent.
+pub const HIGH: usize = 0;
+pub const LOW: usize = 2;
+
+/// Why an ask got no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Paused after a 429 until `until`.
+    Paused = 1,
+    /// The limit is unknown and another call is probing it.
+    Probe = 2,
+    /// The window's room is used; it reopens at `until`.
+    Full = 3,
+    /// Booking this far ahead would let this priority hold room a higher one may need.
+    Pacing = 4,
+    /// Higher-priority calls wait on other replicas for the little room left.
+    Priority = 5,
+}
+
+impl Why {
+    pub fn from_code(code: i64) -> Why {
+        match code {
+            1 => Why::Paused,
+            2 => Why::Probe,
+            4 => Why::Pacing,
+            5 => Why::Priority,
+            _ => Why::Full,
+        }
+    }
+}
+
+/// One bucket of Close (a key's group, or the organization's group). Times in microseconds
+/// of the backend's clock; `lim == 0` means unknown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bucket {
+    pub lim: i64,
+    pub win: i64,
+    /// 0 unknown, 1 assumed default (Close sent no header), 2 learned.
+    pub lsrc: i64,
+    pub lat: i64,
+    pub lexp: i64,
+    /// End of the current window (conservative: never before Close's).
+    pub end: i64,
+    /// Highest admission sequence number allowed in the current window.
+    pub cap: i64,
+    /// Admissions so far (monotonic).
+    pub seq: i64,
+    /// 1 once a header of the current window confirmed `end`.
+    pub conf: i64,
+    /// `seq` when the current window began; our calls of this window have `seq > base`.
+    pub base: i64,
+    /// Highest count Close reported in this window, and our answered calls in it.
+    pub cmax: i64,
+    pub nobs: i64,
+    /// Pacing pointers per priority.
+    pub next: [i64; 3],
+    pub pause: i64,
+    pub probe: i64,
+    /// Upstream round trip estimate, used as the guard before a window's end.
+    pub rtt: i64,
+    pub n429: i64,
+}
+
+/// A group's shared state: one bucket per API key, an optional organization bucket, and the
+/// demand each replica reported (waiting calls per priority, expiry).
+#[derive(Debug, Clone, Default)]
+pub struct GroupState {
+    pub keys: Vec<Bucket>,
+    pub org: Option<Bucket>,
+    pub demand: HashMap<String, ([i64; 3], i64)>,
+}
+
+/// Tunables, all integers (microseconds, per mille).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub margin_pm: i64,
+    /// Divides the room: 1 normally, N replicas when Redis is lost.
+    pub share: i64,
+    pub guard_min: i64,
+    /// How many token intervals ahead normal and low may book (high: unbounded).
+    pub horizon: [i64; 3],
+    /// Slots at a window's end that lower priorities may take only when due.
+    pub reserve_high: i64,
+    pub probe_timeout: i64,
+    pub learned_ttl: i64,
+    pub default_limit: i64,
+    pub default_window: i64,
+    pub default_pause: i64,
+    pub demand_ttl: i64,
+    /// Organization limit; 0 derives it as `org_mult` × the smallest key limit.
+    pub org_limit: i64,
+    pub org_mult: i64,
+}
+
+/// What one replica asks for.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub prio: usize,
+    pub n: i64,
+    pub max_wait: i64,
+    pub replica: String,
+    pub demand: [i64; 3],
+}
+
+/// One slot granted: send at `at` with key `key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub key: usize,
+    pub at: i64,
+    pub seq: i64,
+    pub probe: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Slots, and when fewer than asked were free, the time to ask again (else 0).
+    Granted(Vec<Grant>, i64),
+    Wait {
+        until: i64,
+        why: Why,
+    },
+}
+
+/// What Close said about one call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Obs {
+    pub key: usize,
+    pub seq: i64,
+    pub probe: bool,
+    /// 0 when the call's outcome is unknown (permit dropped).
+    pub status: i64,
+    pub limit: i64,
+    /// -1 when absent, likewise below.
+    pub remaining: i64,
+    pub reset: i64,
+    pub window: i64,
+    pub retry_after: i64,
+    pub org_typed: bool,
+    pub rtt: i64,
+    pub replica: String,
+    pub demand: [i64; 3],
+}
+
+/// The state summarised for snapshots and local estimates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    pub now: i64,
+    pub lim: i64,
+    pub win: i64,
+    pub lsrc: i64,
+    pub lat: i64,
+    pub remaining: i64,
+    pub pause: i64,
+    pub n429: i64,
+    /// Nominal time between two admissions.
+    pub interval: i64,
+    pub demand: [i64; 3],
+}
+
+struct Slot {
+    at: i64,
+    /// End of the window's usable time, and the room left in it with this slot.
+    stop: i64,
+    rem: i64,
+    probe: bool,
+}
+
+fn eff(lim: i64, p: &Params) -> i64 {
+    let margin = lim * p.margin_pm / 1000;
+    ((lim - margin) / p.share.max(1)).max(1)
+}
+
+fn forget_expired(b: &mut Bucket, now: i64) {
+    if b.lsrc == 2 && now >= b.lexp {
+        b.lim = 0;
+        b.lsrc = 0;
+    }
+}
+
+fn roll(b: &mut Bucket, now: i64, p: &Params) {
+    if b.lim == 0 || now < b.end {
+        return;
+    }
+    b.end = if now < b.end + b.win {
+        b.end + b.win
+    } else {
+        now + b.win
+    };
+    b.cap = b.seq + eff(b.lim, p);
+    b.conf = 0;
+    b.base = b.seq;
+    b.cmax = 0;
+    b.nobs = 0;
+}
+
+fn candidate(
+    b: &mut Bucket,
+    now: i64,
+    ask: &Ask,
+    d_hi: i64,
+    p: &Params,
+) -> Result<Slot, (i64, Why)> {
+    if b.pause > now {
+        return Err((b.pause, Why::Paused));
+    }
+    if b.lim == 0 {
+        if b.probe > now {
+            return Err((b.probe, Why::Probe));
+        }
+        return Ok(Slot {
+            at: now,
+            stop: now,
+            rem: 1,
+            probe: true,
+        });
+    }
+    roll(b, now, p);
+    let rem = b.cap - b.seq;
+    if rem <= 0 {
+        return Err((b.end, Why::Full));
+    }
+    // A round trip longer than a quarter window is an outlier (or a permit held before
+    // sending), not a reason to stop using the window.
+    let guard = b.rtt.max(p.guard_min).min(b.win / 4);
+    let stop = b.end - guard;
+    let at = now.max(b.next[ask.prio]);
+    if at >= stop {
+        return Err((b.end, Why::Full));
+    }
+    let step = (stop - at) / rem;
+    if rem <= d_hi {
+        // Calls of higher priority wait elsewhere for all that is left: look again after
+        // they had two slots' time to take it.
+        return Err(((now + 2 * step.max(1)).min(b.end), Why::Priority));
+    }
+    if ask.prio != HIGH {
+        let ahead = p.horizon[ask.prio] * step;
+        if at > now + ahead {
+            return Err((at - ahead, Why::Pacing));
+        }
+        if rem <= p.reserve_high && at > now {
+            return Err((at, Why::Pacing));
+        }
+    }
+    if at > now + ask.max_wait {
+        return Err((at, Why::Full));
+    }
+    Ok(Slot {
+        at,
+        stop,
+        rem,
+        probe: false,
+    })
+}
+
+fn commit(b: &mut Bucket, slot: &Slot, now: i64, prio: usize, p: &Params) {
+    b.seq += 1;
+    if slot.probe {
+        b.probe = now + p.probe_timeout;
+        return;
+    }
+    // Lower priorities yield this slot: each pointer moves by its own share of the time
+    // left, so the room left still fits before `stop`.
+    for q in prio..=LOW {
+        let from = b.next[q].max(slot.at);
+        if from < slot.stop {
+            b.next[q] = from + (slot.stop - from) / slot.rem;
+        }
+    }
+}
+
+/// The organization bucket's limit and window follow the keys' unless Close announced them.
+fn sync_org(g: &mut GroupState, now: i64, p: &Params) {
+    let Some(org) = g.org.as_mut() else {
+        return;
+    };
+    let mut smallest = 0;
+    let mut win = 0;
+    let mut end = 0;
+    for key in &g.keys {
+        if key.lim > 0 && (smallest == 0 || key.lim < smallest) {
+            smallest = key.lim;
+        }
+        win = win.max(key.win);
+        if key.end > now && (end == 0 || key.end < end) {
+            end = key.end;
+        }
+    }
+    if org.lsrc != 2 {
+        org.lim = if p.org_limit > 0 && smallest > 0 {
+            p.org_limit
+        } else {
+            smallest * p.org_mult
+        };
+        org.win = win;
+    }
+    if org.lim > 0 && org.end == 0 {
+        // The first organization window: follow the keys' window and count every call
+        // granted so far (the probes) in it.
+        org.end = if end > 0 { end } else { now + org.win };
+        org.cap = eff(org.lim, p);
+    }
+}
+
+fn update_demand(g: &mut GroupState, now: i64, replica: &str, demand: [i64; 3], p: &Params) {
+    g.demand.retain(|_, (_, exp)| *exp > now);
+    if demand.iter().all(|&d| d == 0) {
+        g.demand.remove(replica);
+        return;
+    }
+    // Waiting calls usually wait for the next window: keep them counted until it opens.
+    let mut until = now;
+    for key in &g.keys {
+        until = until.max(key.end);
+    }
+    g.demand
+        .insert(replica.to_owned(), (demand, until + p.demand_ttl));
+}
+
+fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
+    let mut total = 0;
+    for (name, (counts, _)) in &g.demand {
+        if name == replica {
+            continue;
+        }
+        total += counts[..prio].iter().sum::<i64>();
+    }
+    total
+}
+
+/// Books up to `ask.n` slots on the key with the earliest room, within the organization cap.
+pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, View) {
+    update_demand(g, now, &ask.replica, ask.demand, p);
+    let d_hi = higher_demand(g, &ask.replica, ask.prio);
+    for key in &mut g.keys {
+        forget_expired(key, now);
+    }
+    sync_org(g, now, p);
+    let mut grants = Vec::new();
+    let mut wait = (i64::MAX, Why::Full);
+    while (grants.len() as i64) < ask.n {
+        let mut best: Option<(usize, Slot)> = None;
+        for (i, key) in g.keys.iter_mut().enumerate() {
+            match candidate(key, now, ask, d_hi, p) {
+                Ok(slot) => {
+                    if best.as_ref().is_none_or(|(_, b)| slot.at < b.at) {
+                        best = Some((i, slot));
+                    }
+                }
+                Err(w) => {
+                    if w.0 < wait.0 {
+                        wait = w;
+                    }
+                }
+            }
+        }
+        let Some((i, slot)) = best else {
+            break;
+        };
+        if let Some(org) = g.org.as_mut() {
+            if org.lim > 0 {
+                roll(org, now, p);
+                if org.pause > now {
+                    wait = (org.pause, Why::Paused);
+                    break;
+                }
+                if org.cap - org.seq <= 0 {
+                    wait = (org.end, Why::Full);
+                    break;
+                }
+            }
+            org.seq += 1;
+        }
+        let key = &mut g.keys[i];
+        commit(key, &slot, now, ask.prio, p);
+        grants.push(Grant {
+            key: i,
+            at: slot.at,
+            seq: key.seq,
+            probe: slot.probe,
+        });
+    }
+    let view = view(g, now, p);
+    if grants.is_empty() {
+        return (
+            Answer::Wait {
+                until: if wait.0 == i64::MAX { now } else { wait.0 },
+                why: wait.1,
+            },
+            view,
+        );
+    }
+    let retry = if (grants.len() as i64) < ask.n && wait.0 != i64::MAX {
+        wait.0
+    } else {
+        0
+    };
+    (Answer::Granted(grants, retry), view)
+}
+
+pub(super) fn view(g: &GroupState, now: i64, p: &Params) -> View {
+    let mut v = View {
+        now,
+        ..View::default()
+    };
+    for key in &g.keys {
+        v.lim += key.lim;
+        v.win = v.win.max(key.win);
+        v.lsrc = if v.lsrc == 0 {
+            key.lsrc
+        } else {
+            v.lsrc.min(key.lsrc)
+        };
+        v.lat = v.lat.max(key.lat);
+        v.remaining += remaining(key, now, p);
+        v.pause = v.pause.max(key.pause);
+        v.n429 += key.n429;
+    }
+    if let Some(org) = g.org.as_ref().filter(|o| o.lim > 0) {
+        v.lim = v.lim.min(org.lim);
+        v.remaining = v.remaining.min(remaining(org, now, p));
+        v.pause = v.pause.max(org.pause);
+    }
+    if v.lim > 0 {
+        v.interval = v.win / eff(v.lim, p);
+    }
+    for (counts, _) in g.demand.values() {
+        for (total, count) in v.demand.iter_mut().zip(counts) {
+            *total += count;
+        }
+    }
+    v
+}
+
+fn remaining(b: &Bucket, now: i64, p: &Params) -> i64 {
+    if b.lim == 0 {
+        return 0;
+    }
+    if now >= b.end {
+        return eff(b.lim, p);
+    }
+    (b.cap - b.seq).max(0)
+}
+
+mod learn;
+
+#[cfg(test)]
+use learn::observe;
+pub use learn::observe_then_acquire;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! The learning half of the policy: what Close answered to one call updates the limit, the
+//! window and the room left (see `docs/limiter.md`). Mirrored by `acquire.lua`.
+
+use super::{
+    Answer, Ask, Bucket, GroupState, Obs, Params, View, acquire, eff, forget_expired, roll,
+    sync_org, update_demand, view,
+};
+
+/// Learns from and reconciles with what Close answered to one call.
+pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
+    update_demand(g, now, &o.replica, o.demand, p);
+    for key in &mut g.keys {
+        forget_expired(key, now);
+    }
+    let Some(key) = g.keys.get_mut(o.key) else {
+        return view(g, now, p);
+    };
+    if o.probe {
+        key.probe = 0;
+    }
+    if o.rtt >= 0 {
+        key.rtt = if o.rtt > key.rtt {
+            o.rtt
+        } else {
+            key.rtt - (key.rtt - o.rtt) / 8
+        };
+    }
+    if o.limit > 0 && !o.org_typed {
+        learn(key, now, o, p);
+    } else if key.lim == 0 && o.status != 0 && o.remaining < 0 && o.reset < 0 {
+        // Close sent no rate-limit header at all: assume the configured default.
+        key.lim = p.default_limit;
+        key.win = p.default_window;
+        key.lsrc = 1;
+    }
+    if o.status == 429 {
+        key.n429 += 1;
+    }
+    let org_learned = o.org_typed && o.limit > 0;
+    sync_org(g, now, p);
+    let target = match g.org.as_mut() {
+        Some(org) if o.org_typed => {
+            if org_learned {
+                org.lsrc = 2;
+                org.lim = o.limit;
+                if o.window > 0 {
+                    org.win = o.window;
+                }
+            }
+            org
+        }
+        _ => &mut g.keys[o.key],
+    };
+    reconcile(target, now, o, p);
+    if o.status == 429 {
+        let wait = if o.reset > 0 {
+            o.reset
+        } else if o.retry_after > 0 {
+            o.retry_after
+        } else {
+            p.default_pause
+        };
+        // Close's answer wins over our estimate: this window ends when the pause does.
+        target.pause = target.pause.max(now + wait);
+        target.cap = target.cap.min(target.seq);
+        target.end = target.pause;
+        target.conf = i64::from(o.reset > 0);
+    }
+    view(g, now, p)
+}
+
+/// `observe`, then `acquire` for the same replica: one round trip serves both.
+pub fn observe_then_acquire(
+    g: &mut GroupState,
+    now: i64,
+    o: &Obs,
+    ask: Option<&Ask>,
+    p: &Params,
+) -> (View, Option<Answer>) {
+    let view = observe(g, now, o, p);
+    let Some(ask) = ask.filter(|a| a.n > 0) else {
+        return (view, None);
+    };
+    let (answer, view) = acquire(g, now, ask, p);
+    (view, Some(answer))
+}
+
+fn learn(key: &mut Bucket, now: i64, o: &Obs, p: &Params) {
+    let was_learned = key.lsrc == 2;
+    if !was_learned || key.lim != o.limit {
+        key.lat = now;
+    }
+    key.lim = o.limit;
+    key.lsrc = 2;
+    key.lexp = now + p.learned_ttl;
+    if o.window > 0 {
+        key.win = o.window;
+        return;
+    }
+    if o.reset > 0 {
+        // Headers since 2023 give no window: the longest `reset` seen, in whole seconds.
+        let secs = (o.reset + 999_999) / 1_000_000 * 1_000_000;
+        key.win = if was_learned { key.win.max(secs) } else { secs };
+        return;
+    }
+    if key.win == 0 {
+        key.win = p.default_window;
+    }
+}
+
+/// Close's count at a call's arrival, less our calls known to be in it, bounds what others
+/// (other clients of the key, groups sharing the bucket, calls straddling windows) used:
+/// `others <= cmax - nobs`, where `cmax` is the highest count Close reported in this window
+/// and `nobs` our calls of this window whose answers came back. Calls that overtook each
+/// other on the way to Close cancel out here, unlike a per-call estimate.
+fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
+    if b.lim == 0 {
+        return;
+    }
+    if b.end != 0 || o.reset < 0 {
+        roll(b, now, p);
+    }
+    if o.reset >= 0 {
+        let end = now + o.reset;
+        let half = b.win / 2;
+        if b.end == 0 || end > b.end + half {
+            // The first window, or the call landed in a later window than the one we
+            // track: follow Close, counting this call as our first in it.
+            b.end = end;
+            b.conf = 1;
+            b.base = o.seq - 1;
+            b.cmax = 0;
+            b.nobs = 0;
+            b.cap = b.base + eff(b.lim, p);
+        } else if end < b.end - half {
+            return; // a straggler from an earlier window
+        } else if b.conf == 0 || end < b.end {
+            b.end = end;
+            b.conf = 1;
+        }
+    }
+    if o.remaining < 0 {
+        return;
+    }
+    let limit = if o.limit > 0 { o.limit } else { b.lim };
+    b.cmax = b.cmax.max(limit - o.remaining);
+    if o.seq > b.base {
+        b.nobs += 1;
+    }
+    let margin = b.lim * p.margin_pm / 1000;
+    let others = (b.cmax - b.nobs).max(0);
+    b.cap = b.base + eff(b.lim, p).min(b.lim - margin - others);
+}

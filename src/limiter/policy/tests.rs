@@ -1,0 +1,250 @@
+use super::*;
+
+const S: i64 = 1_000_000;
+const MS: i64 = 1_000;
+
+pub(crate) fn params() -> Params {
+    Params {
+        margin_pm: 20,
+        share: 1,
+        guard_min: 2 * MS,
+        horizon: [0, 4, 2],
+        reserve_high: 1,
+        probe_timeout: 30 * S,
+        learned_ttl: 3600 * S,
+        default_limit: 10,
+        default_window: S,
+        default_pause: S,
+        demand_ttl: S,
+        org_limit: 0,
+        org_mult: 3,
+    }
+}
+
+fn ask(prio: usize, n: i64) -> Ask {
+    Ask {
+        prio,
+        n,
+        max_wait: i64::MAX / 4,
+        replica: "a".into(),
+        demand: [0; 3],
+    }
+}
+
+fn header(grant: &Grant, limit: i64, remaining: i64, reset: i64) -> Obs {
+    Obs {
+        key: grant.key,
+        seq: grant.seq,
+        probe: grant.probe,
+        status: 200,
+        limit,
+        remaining,
+        reset,
+        window: -1,
+        retry_after: -1,
+        rtt: MS,
+        replica: "a".into(),
+        ..Obs::default()
+    }
+}
+
+fn one_key() -> GroupState {
+    GroupState {
+        keys: vec![Bucket::default()],
+        ..GroupState::default()
+    }
+}
+
+fn granted(answer: Answer) -> Vec<Grant> {
+    match answer {
+        Answer::Granted(g, _) => g,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_probe_until_the_first_header_then_the_learned_room() {
+    let p = params();
+    let mut g = one_key();
+    let (first, _) = acquire(&mut g, 0, &ask(1, 5), &p);
+    let first = granted(first);
+    assert_eq!(first.len(), 1);
+    assert!(first[0].probe);
+    let (second, _) = acquire(&mut g, MS, &ask(1, 1), &p);
+    assert_eq!(
+        second,
+        Answer::Wait {
+            until: 30 * S,
+            why: Why::Probe
+        }
+    );
+    // Close: limit 10 per window, 9 left, window ends in 0.5 s.
+    let view = observe(&mut g, 2 * MS, &header(&first[0], 10, 9, S / 2), &p);
+    assert_eq!(
+        (view.lim, view.win, view.lsrc, view.lat),
+        (10, S, 2, 2 * MS)
+    );
+    assert_eq!(view.remaining, 9);
+    // Nine calls spread over what is left of the window before its guard.
+    let (batch, _) = acquire(&mut g, 2 * MS, &ask(HIGH, 20), &p);
+    let batch = granted(batch);
+    assert_eq!(batch.len(), 9);
+    let end = 2 * MS + S / 2;
+    let stop = end - 2 * MS;
+    assert_eq!(batch[0].at, 2 * MS);
+    assert!(batch.iter().all(|g| g.at < stop));
+    let (full, _) = acquire(&mut g, 3 * MS, &ask(HIGH, 1), &p);
+    assert_eq!(
+        full,
+        Answer::Wait {
+            until: end,
+            why: Why::Full
+        }
+    );
+    // The next window opens with the full learned limit.
+    let (next, _) = acquire(&mut g, end, &ask(HIGH, 20), &p);
+    assert_eq!(granted(next).len(), 10);
+}
+
+#[test]
+fn close_remaining_bounds_the_room_and_overtaking_calls_cancel_out() {
+    let p = params();
+    let mut g = one_key();
+    let probe = granted(acquire(&mut g, 0, &ask(1, 1), &p).0)[0];
+    observe(&mut g, MS, &header(&probe, 100, 99, S - MS), &p);
+    let grants = granted(acquire(&mut g, MS, &ask(HIGH, 3), &p).0);
+    // Another client of the key took 50: Close says 40 left after our second call.
+    let view = observe(&mut g, 2 * MS, &header(&grants[0], 100, 40, S - 2 * MS), &p);
+    // cap = seq of that call + 40 - margin 2; one more of ours is already admitted.
+    assert_eq!(view.remaining, grants[0].seq + 40 - 2 - grants[2].seq);
+    // The second call arrived before the first (count 10 < 60): it was one of the 60, so
+    // others used one less than feared.
+    let before = view.remaining;
+    let view = observe(&mut g, 3 * MS, &header(&grants[1], 100, 90, S - 3 * MS), &p);
+    assert_eq!(view.remaining, before + 1);
+    // Close never gets more room than it announced: another answer with 30 left.
+    let view = observe(&mut g, 4 * MS, &header(&grants[2], 100, 30, S - 4 * MS), &p);
+    assert_eq!(view.remaining, 30 - 2);
+}
+
+#[test]
+fn a_429_pauses_until_close_reset_then_retry_after_then_default() {
+    let p = params();
+    for (reset, retry_after, expect) in
+        [(300 * MS, 2 * S, 300 * MS), (-1, 2 * S, 2 * S), (-1, -1, S)]
+    {
+        let mut g = one_key();
+        let probe = granted(acquire(&mut g, 0, &ask(1, 1), &p).0)[0];
+        observe(&mut g, 0, &header(&probe, 10, 9, S), &p);
+        let call = granted(acquire(&mut g, 0, &ask(HIGH, 1), &p).0)[0];
+        let mut throttled = header(&call, 10, 0, reset);
+        throttled.status = 429;
+        throttled.retry_after = retry_after;
+        let view = observe(&mut g, 10 * MS, &throttled, &p);
+        assert_eq!((view.pause, view.n429), (10 * MS + expect, 1));
+        let (answer, _) = acquire(&mut g, 20 * MS, &ask(HIGH, 1), &p);
+        assert_eq!(
+            answer,
+            Answer::Wait {
+                until: 10 * MS + expect,
+                why: Why::Paused
+            }
+        );
+        let after = granted(acquire(&mut g, 10 * MS + expect, &ask(HIGH, 1), &p).0);
+        assert_eq!(after.len(), 1);
+    }
+}
+
+/// Learns limit 100 per second with a window ending at `end`.
+fn learned(limit: i64, end: i64) -> GroupState {
+    let p = params();
+    let mut g = one_key();
+    let probe = granted(acquire(&mut g, 0, &ask(1, 1), &p).0)[0];
+    observe(&mut g, 0, &header(&probe, limit, limit - 1, end), &p);
+    g
+}
+
+#[test]
+fn low_books_only_a_short_horizon_and_high_overtakes_it() {
+    let p = params();
+    let mut g = learned(100, S);
+    // 97 left (margin 2), spread over 998 ms: a step of 10.28 ms.
+    let low = granted(acquire(&mut g, 0, &ask(LOW, 50), &p).0);
+    assert_eq!(
+        low.iter().map(|g| g.at).collect::<Vec<_>>(),
+        vec![0, 10_288, 20_576]
+    );
+    let high = granted(acquire(&mut g, MS, &ask(HIGH, 1), &p).0);
+    assert_eq!(high[0].at, MS);
+    // The high took one slot: the low pointer moved one step further.
+    let (answer, _) = acquire(&mut g, MS, &ask(LOW, 1), &p);
+    let Answer::Wait { until, why } = answer else {
+        panic!("low must wait")
+    };
+    assert_eq!(why, Why::Pacing);
+    assert!(until > 20_576 - 2 * 10_288);
+}
+
+#[test]
+fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
+    let p = params();
+    let mut g = learned(3, S);
+    // Replica b has a high call waiting; replica a asks for low.
+    let mut b = ask(HIGH, 0);
+    b.replica = "b".into();
+    b.demand = [1, 0, 0];
+    acquire(&mut g, 0, &b, &p);
+    // Two of three left after the probe: low may take one, never the last.
+    let low = granted(acquire(&mut g, 0, &ask(LOW, 5), &p).0);
+    assert_eq!(low.len(), 1);
+    let (answer, _) = acquire(&mut g, 400 * MS, &ask(LOW, 1), &p);
+    assert!(matches!(
+        answer,
+        Answer::Wait {
+            why: Why::Priority,
+            ..
+        }
+    ));
+    b.n = 1;
+    let high = granted(acquire(&mut g, 400 * MS, &b, &p).0);
+    assert_eq!(high.len(), 1);
+}
+
+#[test]
+fn a_pool_spreads_over_keys_under_the_org_cap() {
+    let p = params();
+    let mut g = GroupState {
+        keys: vec![Bucket::default(); 4],
+        org: Some(Bucket::default()),
+        ..GroupState::default()
+    };
+    let probes = granted(acquire(&mut g, 0, &ask(HIGH, 10), &p).0);
+    assert_eq!(
+        probes.iter().map(|g| g.key).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    for probe in &probes {
+        observe(&mut g, MS, &header(probe, 10, 9, S - MS), &p);
+    }
+    // Keys have 9 each (36); the org (3 x 10 = 30, margin 0) has 26 after the 4 probes.
+    let grants = granted(acquire(&mut g, MS, &ask(HIGH, 100), &p).0);
+    assert_eq!(grants.len(), 26);
+    let mut per_key = [0; 4];
+    for grant in &grants {
+        per_key[grant.key] += 1;
+    }
+    assert!(per_key.iter().all(|&n| n <= 9), "{per_key:?}");
+}
+
+#[test]
+fn responses_without_headers_fall_back_to_the_default_limit() {
+    let p = params();
+    let mut g = one_key();
+    let probe = granted(acquire(&mut g, 0, &ask(1, 1), &p).0)[0];
+    let mut bare = header(&probe, -1, -1, -1);
+    bare.limit = 0;
+    let view = observe(&mut g, MS, &bare, &p);
+    assert_eq!((view.lim, view.win, view.lsrc), (10, S, 1));
+    let grants = granted(acquire(&mut g, MS, &ask(HIGH, 20), &p).0);
+    assert_eq!(grants.len(), 10);
+}

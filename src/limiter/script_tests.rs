@@ -1,0 +1,187 @@
+//! `acquire.lua` against a real Redis: the script and `policy.rs` must take the same
+//! decisions on the same steps. The script's clock is given per call so that both run on the
+//! same instants.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::backend::BucketRef;
+use super::config::LimiterConfig;
+use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs};
+use super::redis::RedisBackend;
+
+struct Server {
+    _child: Child,
+    url: String,
+}
+
+async fn redis_server() -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server installed");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await.expect("redis-server output") {
+        if line.contains("Ready to accept connections") {
+            // Keep draining so that redis-server never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Server {
+                _child: child,
+                url: format!("redis://127.0.0.1:{port}/"),
+            };
+        }
+    }
+    panic!("redis-server exited before it was ready");
+}
+
+/// A tiny deterministic generator, so a failing step can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+async fn conformance(keys: usize, seed: u64, expect_kinds: &[i64]) {
+    let server = redis_server().await;
+    let mut config = LimiterConfig {
+        learned_ttl: std::time::Duration::from_secs(30),
+        ..LimiterConfig::default()
+    };
+    if keys > 1 {
+        let names: Vec<String> = (0..keys).map(|i| format!("key{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        config = config.with_api_keys(&names);
+    }
+    let redis = RedisBackend::single(&server.url, &config)
+        .await
+        .expect("connect");
+    let bucket = BucketRef::new(&config.pool_id(), "lead.write", &config);
+    let mut state = GroupState {
+        keys: vec![Bucket::default(); bucket.keys.len()],
+        org: bucket.org.then(Bucket::default),
+        ..GroupState::default()
+    };
+    let p = &bucket.params;
+    let mut rng = Lcg(seed);
+    let mut now: i64 = 1_700_000_000_000_000;
+    let mut outstanding = Vec::new();
+    let limit = [5, 16, 40][rng.next(3) as usize];
+    let mut seen = std::collections::HashSet::new();
+    for step in 0..400 {
+        now += rng.next(80_000) as i64;
+        let replica = format!("r{}", rng.next(3));
+        let demand = [rng.next(3) as i64, rng.next(2) as i64, rng.next(4) as i64];
+        if outstanding.is_empty() || rng.next(2) == 0 {
+            let ask = Ask {
+                prio: rng.next(3) as usize,
+                n: 1 + rng.next(5) as i64,
+                max_wait: [i64::MAX / 4, 50_000][rng.next(2) as usize],
+                replica,
+                demand,
+            };
+            let expect = policy::acquire(&mut state, now, &ask, p);
+            let got = redis
+                .eval_acquire(&bucket, &ask, Some(now))
+                .await
+                .expect("script");
+            assert_eq!(got, expect, "seed {seed} step {step}: acquire {ask:?}");
+            match got.0 {
+                Answer::Granted(grants, _) => {
+                    seen.insert(if grants.iter().any(|g| g.probe) { 0 } else { 1 });
+                    outstanding.extend(grants);
+                }
+                Answer::Wait { why, .. } => {
+                    seen.insert(10 + why as i64);
+                }
+            }
+            continue;
+        }
+        let grant = outstanding.remove(rng.next(outstanding.len() as u64) as usize);
+        let remaining = limit - 1 - rng.next(limit as u64) as i64;
+        let status = if rng.next(12) == 0 { 429 } else { 200 };
+        let headerless = rng.next(10) == 0;
+        let obs = Obs {
+            key: grant.key,
+            seq: grant.seq,
+            probe: grant.probe,
+            status,
+            limit: if headerless { 0 } else { limit },
+            remaining: if headerless { -1 } else { remaining },
+            reset: if headerless {
+                -1
+            } else {
+                rng.next(1_000_000) as i64
+            },
+            window: [-1, 1_000_000][rng.next(2) as usize],
+            retry_after: [-1, 1_000_000][rng.next(2) as usize],
+            org_typed: keys > 1 && rng.next(4) == 0,
+            rtt: rng.next(20_000) as i64,
+            replica,
+            demand,
+        };
+        let ask = (rng.next(2) == 0).then(|| Ask {
+            prio: rng.next(3) as usize,
+            n: 1 + rng.next(3) as i64,
+            max_wait: i64::MAX / 4,
+            replica: obs.replica.clone(),
+            demand,
+        });
+        let expect = policy::observe_then_acquire(&mut state, now, &obs, ask.as_ref(), p);
+        let got = redis
+            .eval_observe(&bucket, &obs, ask.as_ref(), Some(now))
+            .await
+            .expect("script");
+        assert_eq!(
+            got, expect,
+            "seed {seed} step {step}: observe {obs:?} then {ask:?}"
+        );
+        if let Some(Answer::Granted(grants, _)) = got.1 {
+            outstanding.extend(grants);
+        }
+    }
+    // Probes (0), grants (1), and waits (10 + Why).
+    for kind in expect_kinds {
+        assert!(
+            seen.contains(kind),
+            "seed {seed}: never saw {kind} in {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn script_matches_policy_with_one_key() {
+    for seed in [1, 2, 3] {
+        conformance(1, seed, &[0, 1, 11, 12, 13, 14, 15]).await;
+    }
+}
+
+#[tokio::test]
+async fn script_matches_policy_with_a_key_pool() {
+    for seed in [4, 5] {
+        conformance(3, seed, &[0, 1, 11, 13, 14]).await;
+    }
+}
