@@ -8,6 +8,7 @@ $CLOSE_GATEWAY_BIN, else <cargo target dir>/debug/close-gateway (scripts/test bu
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -131,13 +132,16 @@ class Process:
             self.fail(f"did not exit within {STOP_TIMEOUT}s of SIGTERM")
 
 
+# close-gateway's settings (src/config.rs), which a developer's shell may hold.
+GATEWAY_SETTINGS = re.compile(
+    r"^(CLOSE_.*|REDIS_.*|LIMITER_.*|RAW_.*|LOG_.*|MAX_.*|LISTEN_ADDR|METRICS_ADDR|"
+    r"SHUTDOWN_GRACE|UPSTREAM_TIMEOUT|CONNECT_TIMEOUT)$"
+)
+
+
 def gateway_env() -> dict:
-    """The caller's environment without settings that would change what --dev does."""
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith("CLOSE_") or name in ("LISTEN_ADDR", "SHUTDOWN_GRACE"):
-            del env[name]
-    return env
+    """The caller's environment without close-gateway settings: what a fresh shell has."""
+    return {k: v for k, v in os.environ.items() if not GATEWAY_SETTINGS.match(k)}
 
 
 @pytest.fixture(scope="session")

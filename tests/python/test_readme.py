@@ -16,7 +16,6 @@ PATH is the caller's: scripts/test puts .venv/bin and node_modules/.bin (buf) fi
 """
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LISTENING, ROOT, Process
+from conftest import LISTENING, ROOT, Process, gateway_env
 
 README = ROOT / "README.md"
 MARKER = re.compile(r"^<!--\s*ci:\s*([a-z-]+)\s*-->\s*$")
@@ -70,7 +69,7 @@ def readme():
 @pytest.fixture(scope="module")
 def quickstart(readme):
     """The quick start, running as written; yields the address it printed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSE_") and k != "LISTEN_ADDR"}
+    env = gateway_env()
     # Its own session, so that stopping it stops what it started (cargo run and the gateway).
     proc = Process(["bash", "-euo", "pipefail", "-c", readme["quickstart"][0]], env=env, new_session=True)
     line = proc.wait_for_line(LISTENING)
