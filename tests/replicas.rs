@@ -6,6 +6,7 @@ mod limiter_support;
 mod replicas_support;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,13 +28,31 @@ const CONCURRENCY: usize = 48;
 const KEY: &str = "test-key";
 
 /// Close's limits per key and 1 s window, by emulator bucket; the organization gets 3x.
-/// Each gateway group has a bucket of its own here.
-const LIMITS: [(&str, u64); 4] = [
+const LIMITS: [(&str, u64); 5] = [
     ("lead_read", 30),
     ("activity_write", 20),
     ("task_write", 15),
+    ("write", 20),
     ("search", 10),
 ];
+
+/// How Close counts the burst's task and note writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Writes {
+    /// In a bucket each, as the gateway's built-in groups assume.
+    Separate,
+    /// In one bucket (as integrators report), and a group file tells the gateway so.
+    Shared,
+}
+
+/// The gateway's group file for [`Writes::Shared`]; its default limit is never used.
+const SHARED_WRITES: &str = r#"{
+  "groups": [{"name": "crud.write", "limit": 10, "window_secs": 1}],
+  "rules": [
+    {"methods": ["POST"], "path": "/task/**", "group": "crud.write"},
+    {"methods": ["POST"], "path": "/activity/**", "group": "crud.write"}
+  ]
+}"#;
 
 /// The RPCs of the burst, the gateway group and the emulator bucket each one lands in.
 #[derive(Debug, Clone, Copy)]
@@ -54,62 +73,95 @@ const RPCS: [Rpc; 5] = [
 ];
 
 impl Rpc {
-    fn bucket(self) -> &'static str {
-        match self {
-            Rpc::GetLead | Rpc::ListLeads => "lead_read",
-            Rpc::CreateNote => "activity_write",
-            Rpc::CreateTask => "task_write",
-            Rpc::Search => "search",
+    fn bucket(self, writes: Writes) -> &'static str {
+        match (self, writes) {
+            (Rpc::GetLead | Rpc::ListLeads, _) => "lead_read",
+            (Rpc::CreateNote | Rpc::CreateTask, Writes::Shared) => "write",
+            (Rpc::CreateNote, Writes::Separate) => "activity_write",
+            (Rpc::CreateTask, Writes::Separate) => "task_write",
+            (Rpc::Search, _) => "search",
         }
     }
 
-    fn group(self) -> &'static str {
-        match self {
-            Rpc::GetLead | Rpc::ListLeads => "lead.read",
-            Rpc::CreateNote => "activity.write",
-            Rpc::CreateTask => "task.write",
-            Rpc::Search => "search",
+    fn group(self, writes: Writes) -> &'static str {
+        match (self, writes) {
+            (Rpc::GetLead | Rpc::ListLeads, _) => "lead.read",
+            (Rpc::CreateNote | Rpc::CreateTask, Writes::Shared) => "crud.write",
+            (Rpc::CreateNote, Writes::Separate) => "activity.write",
+            (Rpc::CreateTask, Writes::Separate) => "task.write",
+            (Rpc::Search, _) => "search",
         }
     }
 }
 
-fn emulator_config() -> EmulatorConfig {
-    let one =
-        |name: &str, method: &str, path: &str| EndpointGroup::new(name, name, &[(method, path)]);
+fn emulator_config(writes: Writes) -> EmulatorConfig {
+    let group = |name: &str, method: &str, path: &str| {
+        let bucket = match (name, writes) {
+            ("task_write" | "activity_write", Writes::Shared) => "write",
+            _ => name,
+        };
+        EndpointGroup::new(name, bucket, &[(method, path)])
+    };
     let mut limits = Limits::uniform(1);
     for (bucket, limit) in LIMITS {
         limits.bucket_limits.insert(bucket.to_owned(), limit);
     }
     EmulatorConfig {
         groups: vec![
-            one("lead_read", "GET", "/lead/**"),
-            one("task_write", "POST", "/task/**"),
-            one("activity_write", "POST", "/activity/**"),
-            one("search", "POST", "/data/search/"),
-            one("other", "*", "/**"),
+            group("lead_read", "GET", "/lead/**"),
+            group("task_write", "POST", "/task/**"),
+            group("activity_write", "POST", "/activity/**"),
+            group("search", "POST", "/data/search/"),
+            group("other", "*", "/**"),
         ],
         limits,
         ..EmulatorConfig::default()
     }
 }
 
-async fn start_emulator() -> Emulator {
+async fn start_emulator(writes: Writes) -> Emulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    Emulator::start(listener, emulator_config())
+    Emulator::start(listener, emulator_config(writes))
         .await
         .expect("emulator")
 }
 
-async fn start_replicas(emulator: &Emulator, redis: (&str, &str)) -> Vec<GatewayProcess> {
+/// A file removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let unique = format!("{name}-{}-{}", std::process::id(), rand::random::<u64>());
+        let path = std::env::temp_dir().join(unique);
+        std::fs::write(&path, text).expect("temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn start_replicas(
+    emulator: &Emulator,
+    redis: (&str, &str),
+    groups_file: Option<&TempFile>,
+) -> Vec<GatewayProcess> {
     let base_url = emulator.base_url();
-    let env = [
+    let groups_path = groups_file.map(|f| f.0.to_string_lossy().into_owned());
+    let mut env = vec![
         ("CLOSE_BASE_URL", base_url.as_str()),
         ("CLOSE_API_KEY", KEY),
         redis,
         ("LOG_LEVEL", "warn"),
     ];
+    if let Some(path) = &groups_path {
+        env.push(("LIMITER_GROUPS_FILE", path));
+    }
     let (a, b, c) = tokio::join!(
         replicas_support::spawn(&env),
         replicas_support::spawn(&env),
@@ -237,10 +289,12 @@ async fn burst(replicas: &[GatewayProcess], lead_id: &str) -> Vec<(usize, tonic:
 }
 
 /// Runs the burst against three replicas sharing `redis` and checks Close's counts.
-async fn burst_with_no_429(redis: (&str, &str)) -> Vec<GatewayProcess> {
-    let emulator = start_emulator().await;
+async fn burst_with_no_429(redis: (&str, &str), writes: Writes) -> Vec<GatewayProcess> {
+    let emulator = start_emulator(writes).await;
     let lead_id = emulator.insert_lead(json!({"name": "Acme"}));
-    let replicas = start_replicas(&emulator, redis).await;
+    let groups_file =
+        (writes == Writes::Shared).then(|| TempFile::new("groups.json", SHARED_WRITES));
+    let replicas = start_replicas(&emulator, redis, groups_file.as_ref()).await;
     let failures = burst(&replicas, &lead_id).await;
     let logs: Vec<String> = replicas.iter().map(GatewayProcess::logs).collect();
     assert!(
@@ -254,7 +308,7 @@ async fn burst_with_no_429(redis: (&str, &str)) -> Vec<GatewayProcess> {
     let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for i in 0..CALLS {
         expected
-            .entry(RPCS[i % 5].bucket().to_owned())
+            .entry(RPCS[i % 5].bucket(writes).to_owned())
             .or_default()
             .0 += 1;
     }
@@ -283,9 +337,10 @@ async fn burst_with_no_429(redis: (&str, &str)) -> Vec<GatewayProcess> {
         for rpc in RPCS {
             let group = groups
                 .iter()
-                .find(|g| g.group == rpc.group())
+                .find(|g| g.group == rpc.group(writes))
                 .expect("group listed");
-            let limit = LIMITS.iter().find(|(b, _)| *b == rpc.bucket()).map(|l| l.1);
+            let bucket = rpc.bucket(writes);
+            let limit = LIMITS.iter().find(|(b, _)| *b == bucket).map(|l| l.1);
             assert_eq!(Some(group.limit), limit, "{group:?}");
             assert_eq!(group.source, LimitSource::Learned as i32, "{group:?}");
             assert_eq!(group.throttled_total, 0, "{group:?}");
@@ -312,7 +367,7 @@ fn report_round_trips(commands: u64) {
 #[tokio::test]
 async fn three_replicas_on_one_redis_never_meet_a_429() {
     let redis = limiter_support::redis().await;
-    let replicas = burst_with_no_429(("REDIS_URL", &redis.url)).await;
+    let replicas = burst_with_no_429(("REDIS_URL", &redis.url), Writes::Separate).await;
     let commands = command_calls(&redis.url, SCRIPT_COMMANDS).await;
     report_round_trips(commands);
     drop(replicas);
@@ -322,11 +377,20 @@ async fn three_replicas_on_one_redis_never_meet_a_429() {
 async fn three_replicas_on_a_three_master_cluster_never_meet_a_429() {
     let cluster = limiter_support::cluster().await;
     let seeds = cluster.seeds.join(",");
-    let replicas = burst_with_no_429(("REDIS_CLUSTER_NODES", &seeds)).await;
+    let replicas = burst_with_no_429(("REDIS_CLUSTER_NODES", &seeds), Writes::Separate).await;
     let mut commands = 0;
     for seed in &cluster.seeds {
         commands += command_calls(seed, SCRIPT_COMMANDS).await;
     }
+    report_round_trips(commands);
+    drop(replicas);
+}
+
+#[tokio::test]
+async fn writes_close_counts_together_share_one_declared_group_with_no_429() {
+    let redis = limiter_support::redis().await;
+    let replicas = burst_with_no_429(("REDIS_URL", &redis.url), Writes::Shared).await;
+    let commands = command_calls(&redis.url, SCRIPT_COMMANDS).await;
     report_round_trips(commands);
     drop(replicas);
 }
