@@ -109,10 +109,7 @@ async fn persistent_429s_are_retried_then_reported_with_the_legacy_body() {
         .call(&CloseRequest::get("/lead/"), &CallContext::default())
         .await
         .unwrap_err();
-    let CloseError::Status {
-        status, rate_limit, ..
-    } = error
-    else {
+    let CloseError::Status { status, rate_limit, .. } = error else {
         panic!("{error:?}")
     };
     assert_eq!(status, 429);
