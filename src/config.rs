@@ -38,7 +38,7 @@ pub struct Config {
     /// Close API key (HTTP Basic username); several keys of one organization, comma-separated,
     /// form a pool. Prefer CLOSE_API_KEY_FILE in production.
     #[arg(long, env = "CLOSE_API_KEY", hide_env_values = true)]
-    pub close_api_key: Option<String>,
+    pub close_api_key: Option<Secret>,
 
     /// File holding the Close API key (e.g. a mounted Kubernetes secret); one key per line for
     /// a pool. Surrounding whitespace is ignored.
@@ -90,7 +90,7 @@ pub struct Config {
     /// Redis shared by every replica for the rate limiter, e.g. `redis://redis:6379/0`.
     /// Unset (and no REDIS_CLUSTER_NODES): an in-process limiter, right for one replica only.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 
     /// Redis Cluster seed nodes, comma-separated (`redis://a:6379,redis://b:6379`). Takes the
     /// place of REDIS_URL.
@@ -100,7 +100,7 @@ pub struct Config {
         hide_env_values = true,
         conflicts_with = "redis_url"
     )]
-    pub redis_cluster_nodes: Option<String>,
+    pub redis_cluster_nodes: Option<Secret>,
 
     /// JSON file of endpoint groups (method + path pattern → group, default limits); see
     /// docs/limiter.md. Unset: the built-in table.
@@ -131,6 +131,31 @@ pub struct Config {
     /// Log filter, in tracing-subscriber's EnvFilter syntax (e.g. "info,close_gateway=debug").
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// A setting that must not be printed (an API key, a Redis URL with a password): `Debug`
+/// shows a placeholder, so `{:?}` of the whole configuration is safe to log.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +227,7 @@ impl Config {
     /// per line in CLOSE_API_KEY_FILE.
     pub fn api_keys(&self) -> Result<Vec<ApiKey>, ConfigError> {
         let text = match (&self.close_api_key, &self.close_api_key_file) {
-            (Some(key), _) => key.replace(',', "\n"),
+            (Some(key), _) => key.expose().replace(',', "\n"),
             (None, Some(path)) => {
                 std::fs::read_to_string(path).map_err(|source| ConfigError::ApiKeyFile {
                     path: path.clone(),
@@ -262,4 +287,66 @@ fn check_base_url(url: &str) -> Result<(), ConfigError> {
         return Err(malformed("must not have a query or fragment"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("close-gateway").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = parse(&[
+            "--close-api-key",
+            "k-secret-1",
+            "--redis-url",
+            "redis://:pw-secret@r:6379",
+        ]);
+        let shown = format!("{config:?} {:?}", config.client_config().unwrap());
+        assert!(!shown.contains("k-secret-1"), "{shown}");
+        assert!(!shown.contains("pw-secret"), "{shown}");
+    }
+
+    #[test]
+    fn key_pools_and_bad_keys() {
+        let keys = parse(&["--close-api-key", "a1, b2"]).api_keys().unwrap();
+        let keys: Vec<&str> = keys.iter().map(ApiKey::expose).collect();
+        assert_eq!(keys, ["a1", "b2"]);
+        let error = parse(&["--close-api-key", "a1,a1"]).api_keys().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "CLOSE_API_KEY is malformed: key 2 is listed twice"
+        );
+        let error = parse(&[]).client_config().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("CLOSE_API_KEY or CLOSE_API_KEY_FILE is required")
+        );
+    }
+
+    #[test]
+    fn malformed_settings_name_themselves() {
+        let error = parse(&["--close-api-key", "k", "--close-base-url", "ftp://x"])
+            .client_config()
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("CLOSE_BASE_URL is malformed"),
+            "{error}"
+        );
+        let error = parse(&["--limiter-safety-margin", "0.9"])
+            .limiter_config(&[])
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("LIMITER_SAFETY_MARGIN"),
+            "{error}"
+        );
+        let error =
+            Config::try_parse_from(["close-gateway", "--upstream-timeout", "soon"]).unwrap_err();
+        assert!(error.to_string().contains("--upstream-timeout"), "{error}");
+    }
 }

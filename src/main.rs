@@ -76,6 +76,7 @@ async fn start_limiter(
     let limiter_config = config.limiter_config(&client.api_keys)?;
     if let Some(nodes) = &config.redis_cluster_nodes {
         let seeds: Vec<String> = nodes
+            .expose()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -88,7 +89,7 @@ async fn start_limiter(
         return Ok(limiter);
     }
     if let Some(url) = &config.redis_url {
-        let limiter = Limiter::redis(limiter_config, url)
+        let limiter = Limiter::redis(limiter_config, url.expose())
             .await
             .map_err(|e| format!("REDIS_URL: {e}"))?;
         tracing::info!("limiter shared through redis");

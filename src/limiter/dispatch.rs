@@ -355,13 +355,14 @@ impl Local {
     /// What to ask the shared state for: slots for the most urgent waiting calls that no
     /// held slot covers. `None` when nothing is needed or an ask is under way.
     fn ask(&self, now: Instant, inner: &Inner) -> Option<Ask> {
-        let need = self.queue.len().saturating_sub(self.held.len());
         let paused = self.paused_until.is_some_and(|p| p > now);
-        if need == 0 || paused || self.asking {
+        if paused || self.asking {
             return None;
         }
-        let top = self.queue.top()?;
-        let depth = self.queue.depths()[top];
+        // Held slots serve the most urgent calls first: ask at the priority of the most
+        // urgent call they leave uncovered, not at that of a call already served.
+        let demand = self.demand();
+        let prio = demand.iter().position(|&d| d > 0)?;
         let mut max_wait = 0;
         for waiter in self.queue.iter() {
             max_wait = match waiter.deadline {
@@ -373,11 +374,11 @@ impl Local {
             }
         }
         Some(Ask {
-            prio: top,
-            n: need.min(depth).min(inner.config.batch_max.max(1) as usize) as i64,
+            prio,
+            n: demand[prio].min(i64::from(inner.config.batch_max.max(1))),
             max_wait,
             replica: inner.config.replica_id.clone(),
-            demand: self.demand(),
+            demand,
         })
     }
 
@@ -469,3 +470,6 @@ async fn run(inner: Weak<Inner>, group: Arc<Group>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,11 +45,6 @@ impl<T> Queue<T> {
         [self.levels[0].len, self.levels[1].len, self.levels[2].len]
     }
 
-    /// The most urgent priority with a waiting call.
-    pub fn top(&self) -> Option<usize> {
-        self.levels.iter().position(|l| l.len > 0)
-    }
-
     /// How many calls would be served before one more call of `caller` at `prio`.
     pub fn ahead_of_new(&self, prio: usize, caller: &str) -> usize {
         let higher: usize = self.levels[..prio].iter().map(|l| l.len).sum();

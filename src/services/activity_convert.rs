@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use super::convert::put;
 use super::convert::{format_timestamp, from_struct, take_string, take_timestamp, to_struct};
-use super::lead::put;
 use super::mask::MaskSpec;
 use crate::error::Error;
 use crate::proto::close::v1::*;

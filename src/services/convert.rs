@@ -84,6 +84,14 @@ pub fn format_timestamp(field: &str, ts: &Timestamp) -> Result<String, Error> {
     Ok(dt.to_rfc3339_opts(SecondsFormat::Micros, false))
 }
 
+/// Inserts a non-empty string: proto3 cannot tell an empty string from "not set", so empty
+/// means "leave Close's value alone".
+pub fn put(map: &mut Map<String, Value>, key: &str, value: &str) {
+    if !value.is_empty() {
+        map.insert(key.to_owned(), Value::String(value.to_owned()));
+    }
+}
+
 /// Moves `key` out of `map` as a string; non-strings stay in the map.
 pub fn take_string(map: &mut Map<String, Value>, key: &str) -> String {
     match map.get(key) {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    decode_page_token, from_pb_value, from_struct, list_page, object, page_limit, take_string,
+    decode_page_token, from_pb_value, from_struct, list_page, object, page_limit, put, take_string,
     take_timestamp, to_pb_value, to_struct,
 };
 use super::mask::{self, MaskSpec, Update};
@@ -391,11 +391,4 @@ fn address_to_json(address: &Address) -> Value {
     put(&mut map, "zipcode", &address.zipcode);
     put(&mut map, "country", &address.country);
     Value::Object(map)
-}
-
-/// Inserts a non-empty string.
-pub fn put(map: &mut Map<String, Value>, key: &str, value: &str) {
-    if !value.is_empty() {
-        map.insert(key.to_owned(), Value::String(value.to_owned()));
-    }
 }

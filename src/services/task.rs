@@ -4,11 +4,11 @@ use prost_types::Timestamp;
 use serde_json::{Map, Value, json};
 use tonic::{Request, Response, Status};
 
+use super::convert::put;
 use super::convert::{
     decode_page_token, format_timestamp, from_struct, list_page, object, page_limit, take_bool,
     take_string, take_timestamp, to_struct,
 };
-use super::lead::put;
 use super::mask::{self, MaskSpec, Update};
 use super::validate::{MAX_TEXT_LEN, Violations, check_id};
 use super::{Gateway, context};

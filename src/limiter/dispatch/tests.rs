@@ -1,0 +1,58 @@
+//! The local line's ask: what one replica requests from the shared state.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{Held, Local, Waiter};
+use crate::limiter::backend::Origin;
+use crate::limiter::policy::Grant;
+use crate::limiter::{Limiter, LimiterConfig};
+
+fn wait(local: &mut Local, prio: usize, id: u64, now: Instant) {
+    let (tx, _rx) = oneshot::channel();
+    let waiter = Waiter {
+        prio,
+        caller: String::new(),
+        deadline: None,
+        enqueued: now,
+        tx,
+    };
+    local.queue.push(prio, "", id, waiter);
+}
+
+fn hold(local: &mut Local, at: Instant) {
+    let grant = Grant {
+        key: 0,
+        at: 0,
+        seq: 1,
+        probe: false,
+    };
+    let origin = Origin::Shared;
+    local.held.push_back(Held { at, grant, origin });
+}
+
+#[tokio::test(start_paused = true)]
+async fn asks_at_the_priority_of_the_calls_no_held_slot_covers() {
+    let limiter = Limiter::in_process(LimiterConfig::default());
+    let now = Instant::now();
+    let mut local = Local::default();
+    wait(&mut local, 0, 1, now);
+    for id in 2..5 {
+        wait(&mut local, 2, id, now);
+    }
+    let ask = local.ask(now, &limiter.inner).expect("an ask");
+    assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 3]));
+
+    // The high call's slot is booked but not due: the low calls need three slots, booked
+    // as low so that the pacing horizon and the high reserve apply to them.
+    hold(&mut local, now + Duration::from_millis(30));
+    let ask = local.ask(now, &limiter.inner).expect("an ask");
+    assert_eq!((ask.prio, ask.n, ask.demand), (2, 3, [0, 0, 3]));
+
+    for _ in 0..3 {
+        hold(&mut local, now + Duration::from_millis(60));
+    }
+    assert!(local.ask(now, &limiter.inner).is_none());
+}
