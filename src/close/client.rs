@@ -192,7 +192,7 @@ impl CloseClient {
                 .await
                 .map_err(|e| limiter_error(&group, e))?;
             let waited = permit.waited;
-            let key = self.key(permit.key_index);
+            let key = self.key(permit.key_index)?;
             let response = match self.send_once(request, ctx, key).await {
                 Ok(response) => response,
                 Err(error) => {
@@ -244,9 +244,12 @@ impl CloseClient {
         }
     }
 
-    fn key(&self, index: usize) -> &ApiKey {
+    /// The pool's key for a permit; configuration guarantees at least one key.
+    fn key(&self, index: usize) -> Result<&ApiKey, CloseError> {
         let keys = &self.config.api_keys;
-        &keys[index.min(keys.len().saturating_sub(1))]
+        keys.get(index)
+            .or(keys.first())
+            .ok_or_else(|| CloseError::Connect("no API key configured".to_owned()))
     }
 
     /// Sends a request and returns the body of a 2xx answer; any other status is an error.
