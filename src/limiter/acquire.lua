@@ -5,14 +5,14 @@
 -- KEYS[1] demand hash, KEYS[2] organization bucket, KEYS[3..] one bucket per API key; all
 -- share one hash tag {cgw:<pool>:<group>} so the script runs on Redis Cluster.
 -- ARGV[1] "acquire" | "observe"; ARGV[2] "" (use TIME) or a test clock in microseconds;
--- ARGV[3] 1 when the organization bucket is used; ARGV[4..17] parameters; ARGV[18..] the
+-- ARGV[3] 1 when the organization bucket is used; ARGV[4..18] parameters; ARGV[19..] the
 -- operation's arguments (see redis.rs).
 -- Returns, as strings, {now, kind (0 wait, 1 granted, 2 no ask), till, why, lim, win, lsrc, lat, remaining, pause, n429,
 -- interval, demand high, normal, low, then key, at, seq, probe per grant}.
 
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
-  'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429'}
+  'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end
@@ -30,10 +30,10 @@ local use_org = ARGV[3] == '1'
 local p = {}
 local names = {'margin_pm', 'share', 'guard_min', 'h1', 'h2', 'reserve_high', 'probe_timeout',
   'learned_ttl', 'default_limit', 'default_window', 'default_pause', 'demand_ttl', 'org_limit',
-  'org_mult'}
+  'org_mult', 'ask_gap'}
 for i, name in ipairs(names) do p[name] = tonumber(ARGV[3 + i]) end
 local horizon = {[0] = 0, [1] = p.h1, [2] = p.h2}
-local A = 17
+local A = 18
 local ttl_ms = idiv(p.learned_ttl, 1000) + 60000
 
 local function load(key)
@@ -68,12 +68,30 @@ end
 
 local function roll(b)
   if b.lim == 0 or now < b['end'] then return end
-  if now < b['end'] + b.win then b['end'] = b['end'] + b.win else b['end'] = now + b.win end
+  local nxt = now < b['end'] + b.win
+  if nxt then b['end'] = b['end'] + b.win else b['end'] = now + b.win end
+  if nxt then
+    b.ph, b.pn = b.nh, b.nn
+  else
+    b.ph, b.pn = 0, 0
+  end
+  b.nh, b.nn = 0, 0
   b.cap = b.seq + eff(b.lim)
   b.conf = 0
   b.base = b.seq
   b.cmax = 0
   b.nobs = 0
+end
+
+-- See policy.rs: room a booking ahead must leave for more urgent calls.
+local function keep(b, stop, prio, d_hi)
+  local before = b.ph
+  if prio == LOW then before = before + b.pn end
+  before = min(max(before, 0), 100000)
+  local left = min(max(stop - now, 0), b.win)
+  local expected = 0
+  if b.win > 0 then expected = idiv(before * left + b.win - 1, b.win) end
+  return p.reserve_high + d_hi + expected
 end
 
 -- Returns slot {at, stop, rem, probe} or nil, till, why.
@@ -94,7 +112,7 @@ local function candidate(b, prio, max_wait, d_hi)
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   if prio ~= HIGH then
     local ahead = horizon[prio] * step
-    if at > now + ahead then return nil, at - ahead, 4 end
+    if at > now + ahead and rem - 1 < keep(b, stop, prio, d_hi) then return nil, at - ahead, 4 end
     if rem <= p.reserve_high and at > now then return nil, at, 4 end
   end
   if at > now + max_wait then return nil, at, 3 end
@@ -103,6 +121,7 @@ end
 
 local function commit(b, slot, prio)
   b.seq = b.seq + 1
+  if prio == HIGH then b.nh = b.nh + 1 elseif prio == 1 then b.nn = b.nn + 1 end
   if slot.probe then
     b.probe = now + p.probe_timeout
     return
@@ -139,28 +158,53 @@ local function sync_org()
   end
 end
 
--- Demand: field per replica, value "high,normal,low,expiry".
+-- Demand: field per replica, value "high,normal,low,expiry,ticket"; field "~tick" holds the
+-- next free time of each priority's line of asks, "t0,t1,t2" (see policy/demand.rs).
 local demand = {}
+local tick = {[0] = 0, [1] = 0, [2] = 0}
+local demand_me = nil
 local function update_demand(replica, d)
   local raw = redis.call('HGETALL', KEYS[1])
   for i = 1, #raw, 2 do
-    local h, n, l, exp = string.match(raw[i + 1], '^(%d+),(%d+),(%d+),(%d+)$')
-    if exp ~= nil and tonumber(exp) > now then
-      demand[raw[i]] = {tonumber(h), tonumber(n), tonumber(l)}
+    if raw[i] == '~tick' then
+      local t0, t1, t2 = string.match(raw[i + 1], '^(%d+),(%d+),(%d+)$')
+      if t0 ~= nil then tick = {[0] = tonumber(t0), [1] = tonumber(t1), [2] = tonumber(t2)} end
     else
-      redis.call('HDEL', KEYS[1], raw[i])
+      local h, n, l, exp, t = string.match(raw[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+      if exp ~= nil and tonumber(exp) > now then
+        demand[raw[i]] = {tonumber(h), tonumber(n), tonumber(l), exp = tonumber(exp), ticket = tonumber(t)}
+      else
+        redis.call('HDEL', KEYS[1], raw[i])
+      end
     end
   end
+  demand_me = replica
   if d[1] == 0 and d[2] == 0 and d[3] == 0 then
     demand[replica] = nil
-    redis.call('HDEL', KEYS[1], replica)
     return
   end
-  demand[replica] = d
   local till = now
   for _, key in ipairs(keys) do till = max(till, key['end']) end
-  redis.call('HSET', KEYS[1], replica,
-    fmt(d[1]) .. ',' .. fmt(d[2]) .. ',' .. fmt(d[3]) .. ',' .. fmt(till + p.demand_ttl))
+  local e = demand[replica]
+  if e == nil then
+    e = {0, 0, 0, exp = 0, ticket = 0}
+    demand[replica] = e
+  end
+  e[1], e[2], e[3] = d[1], d[2], d[3]
+  e.exp = till + p.demand_ttl
+end
+
+local function save_demand()
+  local e = demand[demand_me]
+  if e == nil then
+    redis.call('HDEL', KEYS[1], demand_me)
+  else
+    redis.call('HSET', KEYS[1], demand_me,
+      fmt(e[1]) .. ',' .. fmt(e[2]) .. ',' .. fmt(e[3]) .. ',' .. fmt(e.exp) .. ',' .. fmt(e.ticket))
+  end
+  redis.call('HSET', KEYS[1], '~tick', fmt(tick[0]) .. ',' .. fmt(tick[1]) .. ',' .. fmt(tick[2]))
+  local till = now
+  for _, key in ipairs(keys) do till = max(till, key['end']) end
   redis.call('PEXPIRE', KEYS[1], idiv(till - now + p.demand_ttl, 1000) + 1000)
 end
 
@@ -207,6 +251,7 @@ end
 local function save_all()
   for i, key in ipairs(keys) do save(KEYS[i + 2], key) end
   if org ~= nil then save(KEYS[2], org) end
+  save_demand()
 end
 
 local function reply(granted, till, why, grants)
@@ -216,6 +261,42 @@ local function reply(granted, till, why, grants)
     for _, x in ipairs(g) do out[#out + 1] = fmt(x) end
   end
   return out
+end
+
+-- See policy/demand.rs: the line of asks per priority.
+local function gap()
+  local lim, win = 0, 0
+  for _, key in ipairs(keys) do
+    lim = lim + key.lim
+    win = max(win, key.win)
+  end
+  if org ~= nil and org.lim > 0 then lim = min(lim, org.lim) end
+  if lim <= 0 then return 0 end
+  return p.ask_gap * idiv(win, eff(lim))
+end
+
+local function leave_line(prio, replica)
+  if prio == HIGH then return end
+  local e = demand[replica]
+  if e ~= nil and e.ticket <= now then e.ticket = 0 end
+end
+
+local function next_ask(prio, replica, till, why)
+  local g = gap()
+  if prio == HIGH or g <= 0 or why == 1 or why == 2 then return till end
+  local others = false
+  for name, counts in pairs(demand) do
+    if name ~= replica and counts[prio + 1] > 0 then others = true end
+  end
+  if not others then return till end
+  local e = demand[replica]
+  local held = 0
+  if e ~= nil then held = e.ticket end
+  if held > 0 and held + g > now then return max(till, held) end
+  local at = max(max(till, tick[prio]), now)
+  tick[prio] = at + g
+  if e ~= nil then e.ticket = at end
+  return at
 end
 
 -- Books up to n slots on the key with the earliest room, within the organization cap.
@@ -256,8 +337,11 @@ local function acquire(prio, n, max_wait, replica, d)
     if best.probe then probe = 1 end
     grants[#grants + 1] = {best_i - 1, best.at, key.seq, probe}
   end
-  if #grants == 0 then return 0, wait_till or now, wait_why, grants end
-  if #grants < n and wait_till ~= nil then return 1, wait_till, wait_why, grants end
+  if #grants == 0 then return 0, next_ask(prio, replica, wait_till or now, wait_why), wait_why, grants end
+  leave_line(prio, replica)
+  if #grants < n and wait_till ~= nil then
+    return 1, next_ask(prio, replica, wait_till, wait_why), wait_why, grants
+  end
   return 1, 0, 0, grants
 end
 

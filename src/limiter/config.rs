@@ -50,6 +50,8 @@ pub struct LimiterConfig {
     pub reserve_high: u32,
     /// Most slots asked in one backend call.
     pub batch_max: u32,
+    /// Token intervals between the asks of replicas waiting for the same room.
+    pub ask_gap: u32,
     /// How long a replica's reported waiting calls count for other replicas.
     pub demand_ttl: Duration,
     /// Names this replica in the shared demand table.
@@ -79,6 +81,7 @@ impl Default for LimiterConfig {
             horizon_low: 2,
             reserve_high: 1,
             batch_max: 16,
+            ask_gap: 2,
             demand_ttl: Duration::from_secs(1),
             replica_id: random_id(),
         }
@@ -131,6 +134,7 @@ impl LimiterConfig {
             } else {
                 0
             },
+            ask_gap: i64::from(self.ask_gap),
         }
     }
 

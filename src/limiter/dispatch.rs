@@ -3,51 +3,22 @@
 //! the call first in line at that moment (so a `high` call that arrives later still goes
 //! first). One backend call serves up to `batch_max` waiting calls.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::backend::{BucketRef, Origin};
 use super::config::micros;
-use super::policy::{Answer, Ask, Grant, Obs, View, Why};
-use super::queue::Queue;
+use super::policy::{Answer, Ask, Obs, View, Why};
 use super::{AcquireRequest, Inner, LimiterError, Permit, Priority};
 use crate::close::ratelimit::RateLimitInfo;
 
-type Reply = Result<Permit, LimiterError>;
+use local::{Held, Local, Waiter, later};
 
-pub(super) struct Waiter {
-    prio: usize,
-    caller: String,
-    deadline: Option<Instant>,
-    enqueued: Instant,
-    tx: oneshot::Sender<Reply>,
-}
-
-struct Held {
-    at: Instant,
-    grant: Grant,
-    origin: Origin,
-}
-
-#[derive(Default)]
-pub(super) struct Local {
-    pub queue: Queue<Waiter>,
-    held: VecDeque<Held>,
-    retry_at: Option<Instant>,
-    pub paused_until: Option<Instant>,
-    /// Last state seen, with the local instant and wall time it was taken at.
-    pub view: Option<(View, Instant, SystemTime)>,
-    pub last_header: Option<String>,
-    pub throttled: u64,
-    closed: bool,
-    /// A backend call asking for slots is under way.
-    asking: bool,
-}
+pub(crate) type Reply = Result<Permit, LimiterError>;
 
 pub(crate) struct Group {
     pub name: String,
@@ -62,10 +33,6 @@ enum Step {
     Stop,
     Ask(Ask),
     Sleep(Option<Instant>),
-}
-
-fn later(now: Instant, from: i64, to: i64) -> Instant {
-    now + Duration::from_micros(u64::try_from(to - from).unwrap_or(0))
 }
 
 impl Group {
@@ -165,6 +132,7 @@ impl Group {
         let micros_of = |d: Option<Duration>| d.map_or(-1, micros);
         let (demand, ask) = {
             let mut local = self.lock();
+            local.sent = local.sent.saturating_sub(1);
             if let Some(raw) = &info.raw_header {
                 local.last_header = Some(raw.clone());
             }
@@ -172,7 +140,7 @@ impl Group {
                 let wait = info.wait_hint().unwrap_or(inner.config.default_pause);
                 let until = now + wait;
                 local.paused_until = Some(local.paused_until.map_or(until, |p| p.max(until)));
-                local.retry_at = local.paused_until;
+                local.gate = [local.paused_until; 3];
                 // Slots granted before the 429 would meet the same answer.
                 local.held.clear();
                 local.throttled += 1;
@@ -206,7 +174,10 @@ impl Group {
             .observe(&self.bucket, &obs, ask.as_ref(), permit.origin)
             .await;
         match reply {
-            Some((view, Some(answer), origin)) => self.apply(answer, view, origin),
+            Some((view, Some(answer), origin)) => {
+                let prio = ask.as_ref().map_or(0, |a| a.prio);
+                self.apply(answer, view, origin, prio)
+            }
             Some((view, None, _)) => {
                 let mut local = self.lock();
                 local.take_view(view);
@@ -258,18 +229,20 @@ impl Group {
             self.hand_out(inner, &mut local, held, now);
         }
         self.gauge_depth(&local);
-        let need = local.queue.len().saturating_sub(local.held.len());
-        let waiting = local.retry_at.is_some_and(|r| r > now);
-        if !waiting && let Some(ask) = local.ask(now, inner) {
-            local.retry_at = None;
+        let ask = local.ask(now, inner);
+        let defer = inner.config.ask_gap;
+        let not_before = ask
+            .as_ref()
+            .and_then(|a| local.not_before(now, a.prio, defer));
+        if let Some(ask) = ask.filter(|_| not_before.is_none()) {
             local.asking = true;
             return Step::Ask(ask);
         }
         let mut wake = local.held.front().map(|h| h.at);
-        if need > 0 {
-            for at in [local.retry_at, local.paused_until].into_iter().flatten() {
-                wake = Some(wake.map_or(at, |w| w.min(at)));
-            }
+        let need = local.queue.len() > local.held.len();
+        let paused = local.paused_until.filter(|_| need);
+        for at in not_before.into_iter().chain(paused) {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
         }
         for deadline in local.queue.iter().filter_map(|w| w.deadline) {
             wake = Some(wake.map_or(deadline, |w| w.min(deadline)));
@@ -292,6 +265,8 @@ impl Group {
             };
             match waiter.tx.send(Ok(permit)) {
                 Ok(()) => {
+                    local.sent += 1;
+                    local.last_sent = Some(now);
                     let prio = Priority::ALL[waiter.prio.min(2)].as_str();
                     metrics::histogram!("limiter_queue_wait_seconds", "group" => self.name.clone(),
                         "priority" => prio)
@@ -309,14 +284,18 @@ impl Group {
         }
     }
 
-    fn apply(&self, answer: Answer, view: View, origin: Origin) {
+    /// Takes the answer to an ask at priority `prio`.
+    fn apply(&self, answer: Answer, view: View, origin: Origin, prio: usize) {
         let now = Instant::now();
         let mut local = self.lock();
         local.asking = false;
         match &answer {
             Answer::Granted(grants, retry) => {
-                // Fewer slots than asked: the rest are not free before `retry`.
-                local.retry_at = (*retry > 0).then(|| later(now, view.now, *retry));
+                // Asking again at this priority or a lower one is in vain before `retry`.
+                let gate = (*retry > 0).then(|| later(now, view.now, *retry));
+                for g in &mut local.gate[prio..] {
+                    *g = gate;
+                }
                 for grant in grants {
                     let held = Held {
                         at: later(now, view.now, grant.at),
@@ -329,13 +308,18 @@ impl Group {
             }
             Answer::Wait { until, why } => {
                 let mut at = later(now, view.now, *until);
+                let mut from = prio;
                 if *why == Why::Probe {
                     // The probe's answer reaches the shared state, not this replica: look again soon.
                     at = at.min(now + self.probe_poll);
+                    from = 0;
                 }
-                local.retry_at = Some(at);
                 if *why == Why::Paused {
                     local.paused_until = Some(at);
+                    from = 0;
+                }
+                for g in &mut local.gate[from..] {
+                    *g = Some(at);
                 }
             }
         }
@@ -348,74 +332,6 @@ impl Group {
                 "priority" => prio.as_str())
             .set(depth as f64);
         }
-    }
-}
-
-impl Local {
-    /// What to ask the shared state for: slots for the most urgent waiting calls that no
-    /// held slot covers. `None` when nothing is needed or an ask is under way.
-    fn ask(&self, now: Instant, inner: &Inner) -> Option<Ask> {
-        let paused = self.paused_until.is_some_and(|p| p > now);
-        if paused || self.asking {
-            return None;
-        }
-        // Held slots serve the most urgent calls first: ask at the priority of the most
-        // urgent call they leave uncovered, not at that of a call already served.
-        let demand = self.demand();
-        let prio = demand.iter().position(|&d| d > 0)?;
-        let mut max_wait = 0;
-        for waiter in self.queue.iter() {
-            max_wait = match waiter.deadline {
-                Some(d) => max_wait.max(micros(d.saturating_duration_since(now))),
-                None => i64::MAX / 4,
-            };
-            if max_wait == i64::MAX / 4 {
-                break;
-            }
-        }
-        Some(Ask {
-            prio,
-            n: demand[prio].min(i64::from(inner.config.batch_max.max(1))),
-            max_wait,
-            replica: inner.config.replica_id.clone(),
-            demand,
-        })
-    }
-
-    /// When a new call of `caller` at `prio` would get room, as far as this replica knows.
-    fn estimate(&self, now: Instant, prio: usize, caller: &str) -> Instant {
-        let start = self.paused_until.map_or(now, |p| p.max(now));
-        let ahead = self.queue.ahead_of_new(prio, caller);
-        if let Some(held) = self.held.get(ahead) {
-            return held.at.max(start);
-        }
-        let Some((view, ..)) = self.view.as_ref().filter(|(v, ..)| v.interval > 0) else {
-            return start;
-        };
-        let from = self.held.back().map_or(start, |h| h.at.max(start));
-        let slots = (ahead + 1 - self.held.len()) as u64;
-        from + Duration::from_micros(view.interval as u64 * slots)
-    }
-
-    /// Waiting calls per priority that no held slot covers yet.
-    fn demand(&self) -> [i64; 3] {
-        let mut spare = self.held.len();
-        let mut demand = [0; 3];
-        for (d, depth) in demand.iter_mut().zip(self.queue.depths()) {
-            let covered = depth.min(spare);
-            spare -= covered;
-            *d = (depth - covered) as i64;
-        }
-        demand
-    }
-
-    fn take_view(&mut self, view: View) {
-        let now = Instant::now();
-        if view.pause > view.now {
-            let until = later(now, view.now, view.pause);
-            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-        }
-        self.view = Some((view, now, SystemTime::now()));
     }
 }
 
@@ -453,7 +369,7 @@ async fn run(inner: Weak<Inner>, group: Arc<Group>) {
             Step::Stop => return,
             Step::Ask(ask) => {
                 let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
-                group.apply(answer, view, origin);
+                group.apply(answer, view, origin, ask.prio);
             }
             Step::Sleep(until) => {
                 drop(strong);
@@ -471,5 +387,6 @@ async fn run(inner: Weak<Inner>, group: Arc<Group>) {
     }
 }
 
+pub(crate) mod local;
 #[cfg(test)]
 mod tests;

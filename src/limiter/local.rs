@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
@@ -15,6 +16,8 @@ use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs, Params, View};
 pub struct MemoryState {
     origin: Instant,
     groups: Mutex<HashMap<String, GroupState>>,
+    /// Calls made to this state: what the Redis backend would send as script calls.
+    calls: AtomicU64,
 }
 
 impl Default for MemoryState {
@@ -28,6 +31,7 @@ impl MemoryState {
         MemoryState {
             origin: Instant::now(),
             groups: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -36,7 +40,13 @@ impl MemoryState {
         i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX / 4)
     }
 
+    /// Calls made so far: acquisitions and observations, each one script call with Redis.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn acquire(&self, bucket: &BucketRef, ask: &Ask, p: &Params) -> (Answer, View) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let now = self.now();
         self.with(bucket, |g| policy::acquire(g, now, ask, p))
     }
@@ -48,6 +58,7 @@ impl MemoryState {
         ask: Option<&Ask>,
         p: &Params,
     ) -> (View, Option<Answer>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let now = self.now();
         self.with(bucket, |g| {
             policy::observe_then_acquire(g, now, obs, ask, p)
@@ -81,6 +92,7 @@ impl MemoryState {
                 keys: vec![Bucket::default(); bucket.keys.len()],
                 org: bucket.org.then(Bucket::default),
                 demand: HashMap::new(),
+                tick: [0; 3],
             });
         f(state)
     }

@@ -67,15 +67,33 @@ pub struct Bucket {
     /// Upstream round trip estimate, used as the guard before a window's end.
     pub rtt: i64,
     pub n429: i64,
+    /// `high` and `normal` admissions in this window and in the previous one: the room
+    /// lower priorities leave free for them when booking ahead.
+    pub nh: i64,
+    pub nn: i64,
+    pub ph: i64,
+    pub pn: i64,
 }
 
-/// A group's shared state: one bucket per API key, an optional organization bucket, and the
-/// demand each replica reported (waiting calls per priority, expiry).
+/// A group's shared state: one bucket per API key, an optional organization bucket, the
+/// demand each replica reported, and the next free time in the line of asks.
 #[derive(Debug, Clone, Default)]
 pub struct GroupState {
     pub keys: Vec<Bucket>,
     pub org: Option<Bucket>,
-    pub demand: HashMap<String, ([i64; 3], i64)>,
+    pub demand: HashMap<String, Demand>,
+    /// Per priority, the next time not yet given to a replica for its next ask (see
+    /// `demand.rs`).
+    pub tick: [i64; 3],
+}
+
+/// What one replica reported: waiting calls per priority, until when they count, and its
+/// place in the line of asks (a time, 0 for none).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Demand {
+    pub counts: [i64; 3],
+    pub exp: i64,
+    pub ticket: i64,
 }
 
 /// Tunables, all integers (microseconds, per mille).
@@ -98,6 +116,8 @@ pub struct Params {
     /// Organization limit; 0 derives it as `org_mult` × the smallest key limit.
     pub org_limit: i64,
     pub org_mult: i64,
+    /// Token intervals between two asks of replicas told to wait (the line of asks).
+    pub ask_gap: i64,
 }
 
 /// What one replica asks for.
@@ -189,11 +209,13 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     if b.lim == 0 || now < b.end {
         return;
     }
-    b.end = if now < b.end + b.win {
-        b.end + b.win
-    } else {
-        now + b.win
-    };
+    let next = now < b.end + b.win;
+    b.end = if next { b.end + b.win } else { now + b.win };
+    // After idleness the previous window tells nothing of the next.
+    b.ph = if next { b.nh } else { 0 };
+    b.pn = if next { b.nn } else { 0 };
+    b.nh = 0;
+    b.nn = 0;
     b.cap = b.seq + eff(b.lim, p);
     b.conf = 0;
     b.base = b.seq;
@@ -242,8 +264,10 @@ fn candidate(
         return Err(((now + 2 * step.max(1)).min(b.end), Why::Priority));
     }
     if ask.prio != HIGH {
+        // The next few slots are always open; beyond them, only room that more urgent calls
+        // are not expected to need before the window ends.
         let ahead = p.horizon[ask.prio] * step;
-        if at > now + ahead {
+        if at > now + ahead && rem - 1 < keep(b, now, stop, ask.prio, d_hi, p) {
             return Err((at - ahead, Why::Pacing));
         }
         if rem <= p.reserve_high && at > now {
@@ -261,8 +285,32 @@ fn candidate(
     })
 }
 
+/// Room a booking ahead at `prio` must leave free: the high reserve, more urgent calls
+/// waiting on other replicas, and the more urgent admissions of the previous window, in
+/// proportion to the time left in this one.
+fn keep(b: &Bucket, now: i64, stop: i64, prio: usize, d_hi: i64, p: &Params) -> i64 {
+    let mut before = b.ph;
+    if prio == LOW {
+        before += b.pn;
+    }
+    // Bounded so that the product stays exact in Lua's doubles.
+    let before = before.clamp(0, 100_000);
+    let left = (stop - now).clamp(0, b.win);
+    let expected = if b.win > 0 {
+        (before * left + b.win - 1) / b.win
+    } else {
+        0
+    };
+    p.reserve_high + d_hi + expected
+}
+
 fn commit(b: &mut Bucket, slot: &Slot, now: i64, prio: usize, p: &Params) {
     b.seq += 1;
+    if prio == HIGH {
+        b.nh += 1;
+    } else if prio == 1 {
+        b.nn += 1;
+    }
     if slot.probe {
         b.probe = now + p.probe_timeout;
         return;
@@ -308,32 +356,6 @@ fn sync_org(g: &mut GroupState, now: i64, p: &Params) {
         org.end = if end > 0 { end } else { now + org.win };
         org.cap = eff(org.lim, p);
     }
-}
-
-fn update_demand(g: &mut GroupState, now: i64, replica: &str, demand: [i64; 3], p: &Params) {
-    g.demand.retain(|_, (_, exp)| *exp > now);
-    if demand.iter().all(|&d| d == 0) {
-        g.demand.remove(replica);
-        return;
-    }
-    // Waiting calls usually wait for the next window: keep them counted until it opens.
-    let mut until = now;
-    for key in &g.keys {
-        until = until.max(key.end);
-    }
-    g.demand
-        .insert(replica.to_owned(), (demand, until + p.demand_ttl));
-}
-
-fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
-    let mut total = 0;
-    for (name, (counts, _)) in &g.demand {
-        if name == replica {
-            continue;
-        }
-        total += counts[..prio].iter().sum::<i64>();
-    }
-    total
 }
 
 /// Books up to `ask.n` slots on the key with the earliest room, within the organization cap.
@@ -388,22 +410,18 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
             probe: slot.probe,
         });
     }
-    let view = view(g, now, p);
     if grants.is_empty() {
-        return (
-            Answer::Wait {
-                until: if wait.0 == i64::MAX { now } else { wait.0 },
-                why: wait.1,
-            },
-            view,
-        );
+        let until = if wait.0 == i64::MAX { now } else { wait.0 };
+        let until = demand::next_ask(g, now, ask, until, wait.1, p);
+        return (Answer::Wait { until, why: wait.1 }, view(g, now, p));
     }
-    let retry = if (grants.len() as i64) < ask.n && wait.0 != i64::MAX {
-        wait.0
-    } else {
-        0
-    };
-    (Answer::Granted(grants, retry), view)
+    demand::leave_line(g, now, ask);
+    // Fewer slots than asked: the rest are not free before `wait.0`.
+    let mut retry = 0;
+    if (grants.len() as i64) < ask.n && wait.0 != i64::MAX {
+        retry = demand::next_ask(g, now, ask, wait.0, wait.1, p);
+    }
+    (Answer::Granted(grants, retry), view(g, now, p))
 }
 
 pub(super) fn view(g: &GroupState, now: i64, p: &Params) -> View {
@@ -432,8 +450,8 @@ pub(super) fn view(g: &GroupState, now: i64, p: &Params) -> View {
     if v.lim > 0 {
         v.interval = v.win / eff(v.lim, p);
     }
-    for (counts, _) in g.demand.values() {
-        for (total, count) in v.demand.iter_mut().zip(counts) {
+    for d in g.demand.values() {
+        for (total, count) in v.demand.iter_mut().zip(&d.counts) {
             *total += count;
         }
     }
@@ -450,7 +468,10 @@ fn remaining(b: &Bucket, now: i64, p: &Params) -> i64 {
     (b.cap - b.seq).max(0)
 }
 
+mod demand;
 mod learn;
+
+use demand::{higher_demand, update_demand};
 
 #[cfg(test)]
 use learn::observe;

@@ -61,7 +61,7 @@ impl RedisBackend {
         .await
         .map_err(|_| LimiterError::Backend("redis connection timed out".into()))?
         .map_err(backend_error)?;
-        Ok(Self::with(Conn::Single(manager), config))
+        Self::with(Conn::Single(manager), config).preload().await
     }
 
     pub async fn cluster(
@@ -78,7 +78,7 @@ impl RedisBackend {
             .await
             .map_err(|_| LimiterError::Backend("redis cluster connection timed out".into()))?
             .map_err(backend_error)?;
-        Ok(Self::with(Conn::Cluster(conn), config))
+        Self::with(Conn::Cluster(conn), config).preload().await
     }
 
     fn with(conn: Conn, config: &LimiterConfig) -> RedisBackend {
@@ -92,6 +92,23 @@ impl RedisBackend {
             down_until: Mutex::new(None),
             known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Loads the script (on every node of a cluster) once, so that the first calls do not
+    /// each meet NOSCRIPT and load it again. A Redis that forgot it is still served: EVALSHA
+    /// reloads on NOSCRIPT.
+    async fn preload(self) -> Result<RedisBackend, LimiterError> {
+        let load = async {
+            match self.conn.clone() {
+                Conn::Single(mut c) => self.script.load_async(&mut c).await,
+                Conn::Cluster(mut c) => self.script.load_async(&mut c).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout * 4, load).await {
+            Ok(loaded) => loaded.map_err(backend_error)?,
+            Err(_) => return Err(LimiterError::Backend("redis script load timed out".into())),
+        };
+        Ok(self)
     }
 
     pub async fn acquire(&self, bucket: &BucketRef, ask: &Ask) -> (Answer, View, Origin) {
@@ -226,7 +243,8 @@ impl RedisBackend {
             .arg(p.default_pause)
             .arg(p.demand_ttl)
             .arg(p.org_limit)
-            .arg(p.org_mult);
+            .arg(p.org_mult)
+            .arg(p.ask_gap);
         inv
     }
 

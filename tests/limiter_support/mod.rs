@@ -15,6 +15,8 @@ use close_gateway::limiter::{AcquireRequest, Limiter, Priority};
 use tokio::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub mod sim;
 use tokio::process::{Child, Command};
 
 pub struct RedisServer {

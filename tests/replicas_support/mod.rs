@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 
@@ -101,8 +102,8 @@ impl GatewayProcess {
     }
 }
 
-/// Sum of the `calls=` of the given commands in Redis `INFO commandstats`.
-pub async fn command_calls(url: &str, names: &[&str]) -> u64 {
+/// Per command, the `calls=` of Redis `INFO commandstats` (one more `info` each time).
+pub async fn command_stats(url: &str) -> BTreeMap<String, u64> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection()
@@ -113,7 +114,7 @@ pub async fn command_calls(url: &str, names: &[&str]) -> u64 {
         .query_async(&mut conn)
         .await
         .expect("info commandstats");
-    let mut total = 0;
+    let mut calls = BTreeMap::new();
     for line in stats.lines() {
         let Some((name, rest)) = line.split_once(':') else {
             continue;
@@ -121,11 +122,9 @@ pub async fn command_calls(url: &str, names: &[&str]) -> u64 {
         let Some(name) = name.strip_prefix("cmdstat_") else {
             continue;
         };
-        if !names.contains(&name) {
-            continue;
-        }
-        let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="));
-        total += calls.and_then(|c| c.parse::<u64>().ok()).expect("calls=");
+        let count = rest.split(',').find_map(|kv| kv.strip_prefix("calls="));
+        let count = count.and_then(|c| c.parse::<u64>().ok()).expect("calls=");
+        calls.insert(name.to_owned(), count);
     }
-    total
+    calls
 }

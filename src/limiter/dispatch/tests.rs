@@ -5,9 +5,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Held, Local, Waiter};
+use super::local::{Held, Local, Waiter};
 use crate::limiter::backend::Origin;
-use crate::limiter::policy::Grant;
+use crate::limiter::policy::{Grant, View};
 use crate::limiter::{Limiter, LimiterConfig};
 
 fn wait(local: &mut Local, prio: usize, id: u64, now: Instant) {
@@ -55,4 +55,38 @@ async fn asks_at_the_priority_of_the_calls_no_held_slot_covers() {
         hold(&mut local, now + Duration::from_millis(60));
     }
     assert!(local.ask(now, &limiter.inner).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn normal_and_low_asks_wait_for_the_next_observation_to_carry_them() {
+    let now = Instant::now();
+    let mut local = Local::default();
+    let interval = Duration::from_millis(10);
+    let view = View {
+        interval: 10_000,
+        ..View::default()
+    };
+    local.view = Some((view, now, std::time::SystemTime::now()));
+    // Nothing due and nothing out: ask now.
+    assert_eq!(local.not_before(now, 2, 2), None);
+    // A held slot falls due in 30 ms: its call's observation will carry the ask; if it does
+    // not come within two token intervals after, ask alone.
+    hold(&mut local, now + Duration::from_millis(30));
+    let expected = now + Duration::from_millis(30) + 2 * interval;
+    assert_eq!(local.not_before(now, 2, 2), Some(expected));
+    assert_eq!(local.not_before(now, 1, 2), Some(expected));
+    // High calls never wait for that.
+    assert_eq!(local.not_before(now, 0, 2), None);
+    // A permit out since now: its observation is expected.
+    local.held.clear();
+    local.sent = 1;
+    local.last_sent = Some(now);
+    assert_eq!(local.not_before(now, 2, 2), Some(now + 2 * interval));
+    assert_eq!(local.not_before(now + 2 * interval, 2, 2), None);
+    // The shared state said asking is in vain until later: that holds for high too.
+    local.gate[0] = Some(now + Duration::from_secs(1));
+    assert_eq!(
+        local.not_before(now, 0, 2),
+        Some(now + Duration::from_secs(1))
+    );
 }

@@ -18,6 +18,7 @@ pub(crate) fn params() -> Params {
         demand_ttl: S,
         org_limit: 0,
         org_mult: 3,
+        ask_gap: 2,
     }
 }
 
@@ -165,24 +166,40 @@ fn learned(limit: i64, end: i64) -> GroupState {
 }
 
 #[test]
-fn low_books_only_a_short_horizon_and_high_overtakes_it() {
+fn low_books_ahead_only_room_more_urgent_calls_did_not_use_and_high_overtakes_it() {
     let p = params();
     let mut g = learned(100, S);
-    // 97 left (margin 2), spread over 998 ms: a step of 10.28 ms.
-    let low = granted(acquire(&mut g, 0, &ask(LOW, 50), &p).0);
-    assert_eq!(
-        low.iter().map(|g| g.at).collect::<Vec<_>>(),
-        vec![0, 10_288, 20_576]
-    );
-    let high = granted(acquire(&mut g, MS, &ask(HIGH, 1), &p).0);
-    assert_eq!(high[0].at, MS);
-    // The high took one slot: the low pointer moved one step further.
-    let (answer, _) = acquire(&mut g, MS, &ask(LOW, 1), &p);
+    // Window 1, no history: 97 left (margin 2). High and normal take 30 and 20; low may
+    // book ahead all the rest but the high reserve, which it takes only once it is due.
+    assert_eq!(granted(acquire(&mut g, 0, &ask(HIGH, 30), &p).0).len(), 30);
+    assert_eq!(granted(acquire(&mut g, 0, &ask(1, 20), &p).0).len(), 20);
+    let low = granted(acquire(&mut g, 0, &ask(LOW, 100), &p).0);
+    assert_eq!(low.len(), 46);
+    // Window 2: last window's 51 more urgent calls (the normal probe among them) are
+    // expected again, in proportion to the time left (998 of 1000 ms: 51). Low books ahead
+    // only beyond them: 98 - 1 reserve - 51.
+    let low = granted(acquire(&mut g, S, &ask(LOW, 100), &p).0);
+    assert_eq!(low.len(), 46);
+    let step = low[1].at - low[0].at;
+    let (answer, _) = acquire(&mut g, S, &ask(LOW, 1), &p);
     let Answer::Wait { until, why } = answer else {
         panic!("low must wait")
     };
+    // Until its next slot, a step after the last it booked, is one of the next two (the
+    // short horizon).
     assert_eq!(why, Why::Pacing);
-    assert!(until > 20_576 - 2 * 10_288);
+    assert!(
+        (low[45].at - 2 * step..=low[45].at).contains(&until),
+        "{until}"
+    );
+    // A high call goes at once, and the room kept serves as many more as the last window
+    // had, paced over what is left of this one.
+    let high = granted(acquire(&mut g, S + MS, &ask(HIGH, 1), &p).0);
+    assert_eq!(high[0].at, S + MS);
+    let highs = granted(acquire(&mut g, S + MS, &ask(HIGH, 50), &p).0);
+    assert_eq!(highs.len(), 50);
+    assert!(highs[0].at - high[0].at < 20 * MS);
+    assert!(highs.iter().all(|h| h.at < 2 * S - 2 * MS));
 }
 
 #[test]
@@ -247,4 +264,46 @@ fn responses_without_headers_fall_back_to_the_default_limit() {
     assert_eq!((view.lim, view.win, view.lsrc), (10, S, 1));
     let grants = granted(acquire(&mut g, MS, &ask(HIGH, 20), &p).0);
     assert_eq!(grants.len(), 10);
+}
+
+fn asker(replica: &str, prio: usize, n: i64) -> Ask {
+    let mut demand = [0; 3];
+    demand[prio] = n;
+    Ask {
+        replica: replica.into(),
+        demand,
+        ..ask(prio, n)
+    }
+}
+
+#[test]
+fn replicas_waiting_for_the_same_room_are_told_to_ask_one_after_another() {
+    let p = params();
+    let mut g = learned(100, S);
+    // Replica a books all but the high reserve (97 - 1), which low takes only once due.
+    let booked = granted(acquire(&mut g, 0, &asker("a", LOW, 100), &p).0);
+    assert_eq!(booked.len(), 96);
+    let (first, _) = acquire(&mut g, MS, &asker("b", LOW, 1), &p);
+    let Answer::Wait { until, why } = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(why, Why::Pacing);
+    // Another replica waiting for it comes two token intervals (1 s / 98) later, and a
+    // replica asking again before its turn keeps its place.
+    let gap = 2 * (S / 98);
+    let (second, _) = acquire(&mut g, MS, &asker("c", LOW, 1), &p);
+    assert_eq!(
+        second,
+        Answer::Wait {
+            until: until + gap,
+            why
+        }
+    );
+    let (again, _) = acquire(&mut g, 2 * MS, &asker("b", LOW, 1), &p);
+    assert_eq!(again, Answer::Wait { until, why });
+    // Alone at its priority, a replica is told the plain time.
+    let mut g = learned(100, S);
+    granted(acquire(&mut g, 0, &asker("a", LOW, 100), &p).0);
+    let (alone, _) = acquire(&mut g, MS, &asker("a", LOW, 1), &p);
+    assert_eq!(alone, first);
 }

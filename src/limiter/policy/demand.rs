@@ -1,0 +1,108 @@
+//! What replicas report of their waiting calls, and the line of asks: when the group is busy,
+//! each replica is told a different time to ask again, `ask_gap` token intervals after the
+//! previous one, so that one script call books the slots of every call that arrived
+//! meanwhile, instead of every replica asking per call, or all at the same instant and all
+//! but one in vain. Mirrored by `acquire.lua`.
+
+use super::{Ask, GroupState, HIGH, Params, Why, eff};
+
+pub(super) fn update_demand(
+    g: &mut GroupState,
+    now: i64,
+    replica: &str,
+    counts: [i64; 3],
+    p: &Params,
+) {
+    g.demand.retain(|_, d| d.exp > now);
+    if counts.iter().all(|&d| d == 0) {
+        g.demand.remove(replica);
+        return;
+    }
+    // Waiting calls usually wait for the next window: keep them counted until it opens.
+    let mut until = now;
+    for key in &g.keys {
+        until = until.max(key.end);
+    }
+    let entry = g.demand.entry(replica.to_owned()).or_default();
+    entry.counts = counts;
+    entry.exp = until + p.demand_ttl;
+}
+
+pub(super) fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
+    let mut total = 0;
+    for (name, d) in &g.demand {
+        if name == replica {
+            continue;
+        }
+        total += d.counts[..prio].iter().sum::<i64>();
+    }
+    total
+}
+
+/// The replica was served: once its turn has come, its place in the line is used. Served
+/// earlier (its observation carried the ask), it keeps its place, so that the line moves
+/// no faster than the turns it gives.
+pub(super) fn leave_line(g: &mut GroupState, now: i64, ask: &Ask) {
+    if ask.prio == HIGH {
+        return;
+    }
+    if let Some(d) = g.demand.get_mut(&ask.replica).filter(|d| d.ticket <= now) {
+        d.ticket = 0;
+    }
+}
+
+/// When `ask`'s replica should ask again, given that the room it wants is not free before
+/// `until`. Alone in wanting room at its priority, it may ask then; otherwise it keeps its
+/// place in the line of that priority, or takes the next. `high` asks, pauses and probes
+/// are not lined up.
+pub(super) fn next_ask(
+    g: &mut GroupState,
+    now: i64,
+    ask: &Ask,
+    until: i64,
+    why: Why,
+    p: &Params,
+) -> i64 {
+    let gap = gap(g, p);
+    if ask.prio == HIGH || gap <= 0 || matches!(why, Why::Paused | Why::Probe) {
+        return until;
+    }
+    let others = g
+        .demand
+        .iter()
+        .any(|(name, d)| name != &ask.replica && d.counts[ask.prio] > 0);
+    if !others {
+        return until;
+    }
+    let held = g.demand.get(&ask.replica).map_or(0, |d| d.ticket);
+    if held > 0 && held + gap > now {
+        return until.max(held);
+    }
+    let at = until.max(g.tick[ask.prio]).max(now);
+    g.tick[ask.prio] = at + gap;
+    if let Some(d) = g.demand.get_mut(&ask.replica) {
+        d.ticket = at;
+    }
+    at
+}
+
+pub(super) fn gap(g: &GroupState, p: &Params) -> i64 {
+    p.ask_gap * interval(g, p)
+}
+
+/// The nominal time between two admissions of the group, as `view` computes it.
+fn interval(g: &GroupState, p: &Params) -> i64 {
+    let mut lim = 0;
+    let mut win = 0;
+    for key in &g.keys {
+        lim += key.lim;
+        win = win.max(key.win);
+    }
+    if let Some(org) = g.org.as_ref().filter(|o| o.lim > 0) {
+        lim = lim.min(org.lim);
+    }
+    if lim <= 0 {
+        return 0;
+    }
+    win / eff(lim, p)
+}
