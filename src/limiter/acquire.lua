@@ -12,7 +12,7 @@
 
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
-  'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn'}
+  'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end
@@ -71,9 +71,9 @@ local function roll(b)
   local nxt = now < b['end'] + b.win
   if nxt then b['end'] = b['end'] + b.win else b['end'] = now + b.win end
   if nxt then
-    b.ph, b.pn = b.nh, b.nn
+    b.hist, b.ph, b.pn = 1, b.nh, b.nn
   else
-    b.ph, b.pn = 0, 0
+    b.hist, b.ph, b.pn = 0, 0, 0
   end
   b.nh, b.nn = 0, 0
   b.cap = b.seq + eff(b.lim)
@@ -87,6 +87,7 @@ end
 local function keep(b, stop, prio, d_hi)
   local before = b.ph
   if prio == LOW then before = before + b.pn end
+  if b.hist == 0 then before = idiv(eff(b.lim), 8) end
   before = min(max(before, 0), 100000)
   local left = min(max(stop - now, 0), b.win)
   local expected = 0

@@ -78,7 +78,7 @@ impl Default for LimiterConfig {
             default_pause: Duration::from_secs(1),
             min_guard: Duration::from_millis(2),
             horizon_normal: 4,
-            horizon_low: 2,
+            horizon_low: 4,
             reserve_high: 1,
             batch_max: 16,
             ask_gap: 2,

@@ -73,6 +73,8 @@ pub struct Bucket {
     pub nn: i64,
     pub ph: i64,
     pub pn: i64,
+    /// 1 when the previous window was seen, so that `ph` and `pn` tell something.
+    pub hist: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -212,6 +214,7 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     let next = now < b.end + b.win;
     b.end = if next { b.end + b.win } else { now + b.win };
     // After idleness the previous window tells nothing of the next.
+    b.hist = i64::from(next);
     b.ph = if next { b.nh } else { 0 };
     b.pn = if next { b.nn } else { 0 };
     b.nh = 0;
@@ -286,12 +289,15 @@ fn candidate(
 }
 
 /// Room a booking ahead at `prio` must leave free: the high reserve, more urgent calls
-/// waiting on other replicas, and the more urgent admissions of the previous window, in
-/// proportion to the time left in this one.
+/// waiting on other replicas, and as many more urgent admissions as the previous window had
+/// (an eighth of the room when there was none), in proportion to the time left in this one.
 fn keep(b: &Bucket, now: i64, stop: i64, prio: usize, d_hi: i64, p: &Params) -> i64 {
     let mut before = b.ph;
     if prio == LOW {
         before += b.pn;
+    }
+    if b.hist == 0 {
+        before = eff(b.lim, p) / 8;
     }
     // Bounded so that the product stays exact in Lua's doubles.
     let before = before.clamp(0, 100_000);
