@@ -12,7 +12,8 @@
 
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
-  'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist'}
+  'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist', 'tobs', 'fres',
+  'pcmax', 'pnobs', 'pbase', 'ptobs'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end
@@ -66,6 +67,23 @@ local function forget_expired(b)
   end
 end
 
+-- See policy.rs: room kept for what others took in the previous window.
+local function reserve(b)
+  local others = max(b.pcmax - b.pnobs, 0)
+  if others == 0 then return 0 end
+  local e = b['end'] - b.win
+  local seen = max(min(max(b.ptobs - (e - b.win), idiv(b.win, 4)), b.win), 1)
+  local after = min(max(e - b.ptobs, 0), b.win)
+  local spare = max(eff(b.lim) - b.pcmax, 0)
+  local unseen = min(idiv(min(others, 100000) * after + seen - 1, seen), spare)
+  return others + unseen + idiv(spare - unseen + 1, 2)
+end
+
+local function room(b)
+  local full = eff(b.lim)
+  return max(max(full - b.fres, idiv(full, 8)), 1)
+end
+
 local function roll(b)
   if b.lim == 0 or now < b['end'] then return end
   local nxt = now < b['end'] + b.win
@@ -76,7 +94,11 @@ local function roll(b)
     b.hist, b.ph, b.pn = 0, 0, 0
   end
   b.nh, b.nn = 0, 0
-  b.cap = b.seq + eff(b.lim)
+  if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs else b.pcmax, b.pnobs = 0, 0 end
+  b.pbase = b.base
+  b.ptobs = b.tobs
+  b.fres = reserve(b)
+  b.cap = b.seq + room(b)
   b.conf = 0
   b.base = b.seq
   b.cmax = 0
@@ -113,7 +135,8 @@ local function candidate(b, prio, max_wait, d_hi)
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   if prio ~= HIGH then
     local ahead = horizon[prio] * step
-    if at > now + ahead and rem - 1 < keep(b, stop, prio, d_hi) then return nil, at - ahead, 4 end
+    local kept = b.conf == 0 or rem - 1 < keep(b, stop, prio, d_hi)
+    if at > now + ahead and kept then return nil, at - ahead, 4 end
     if rem <= p.reserve_high and at > now then return nil, at, 4 end
   end
   if at > now + max_wait then return nil, at, 3 end
@@ -369,6 +392,24 @@ local function learn(b)
   if b.win == 0 then b.win = p.default_window end
 end
 
+local function recap(b)
+  local margin = idiv(b.lim * p.margin_pm, 1000)
+  local others = max(b.cmax - b.nobs, 0)
+  b.cap = b.base + min(room(b), b.lim - margin - others)
+end
+
+-- See learn.rs: a late answer of the previous window.
+local function previous(b)
+  if o.remaining < 0 or b.hist == 0 then return end
+  local limit = b.lim
+  if o.limit > 0 then limit = o.limit end
+  b.pcmax = max(b.pcmax, limit - o.remaining)
+  b.ptobs = b['end'] - b.win
+  if o.seq > b.pbase and o.seq <= b.base and o.status ~= 429 then b.pnobs = b.pnobs + 1 end
+  b.fres = reserve(b)
+  recap(b)
+end
+
 -- See policy.rs: others <= cmax - nobs.
 local function reconcile(b)
   if b.lim == 0 then return end
@@ -382,8 +423,9 @@ local function reconcile(b)
       b.base = o.seq - 1
       b.cmax = 0
       b.nobs = 0
-      b.cap = b.base + eff(b.lim)
+      b.cap = b.base + room(b)
     elseif e < b['end'] - half then
+      if e >= b['end'] - b.win - half then previous(b) end
       return
     elseif b.conf == 0 or e < b['end'] then
       b['end'] = e
@@ -394,10 +436,9 @@ local function reconcile(b)
   local limit = b.lim
   if o.limit > 0 then limit = o.limit end
   b.cmax = max(b.cmax, limit - o.remaining)
-  if o.seq > b.base then b.nobs = b.nobs + 1 end
-  local margin = idiv(b.lim * p.margin_pm, 1000)
-  local others = max(b.cmax - b.nobs, 0)
-  b.cap = b.base + min(eff(b.lim), b.lim - margin - others)
+  b.tobs = now
+  if o.seq > b.base and o.status ~= 429 then b.nobs = b.nobs + 1 end
+  recap(b)
 end
 
 local function observe(replica, d)

@@ -239,8 +239,10 @@ impl Group {
             return Step::Ask(ask);
         }
         let mut wake = local.held.front().map(|h| h.at);
+        // A pause already over must not wake this task at once, again and again, while an
+        // ask is under way.
         let need = local.queue.len() > local.held.len();
-        let paused = local.paused_until.filter(|_| need);
+        let paused = local.paused_until.filter(|p| need && *p > now);
         for at in not_before.into_iter().chain(paused) {
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }

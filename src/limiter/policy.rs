@@ -75,6 +75,15 @@ pub struct Bucket {
     pub pn: i64,
     /// 1 when the previous window was seen, so that `ph` and `pn` tell something.
     pub hist: i64,
+    /// When the last answer of this window came back.
+    pub tobs: i64,
+    /// Room kept in this window for what others took in the previous one (see `reserve`),
+    /// and that window's `cmax`, `nobs`, `base` and `tobs`, which late answers complete.
+    pub fres: i64,
+    pub pcmax: i64,
+    pub pnobs: i64,
+    pub pbase: i64,
+    pub ptobs: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -219,11 +228,41 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.pn = if next { b.nn } else { 0 };
     b.nh = 0;
     b.nn = 0;
-    b.cap = b.seq + eff(b.lim, p);
+    b.pcmax = if next { b.cmax } else { 0 };
+    b.pnobs = if next { b.nobs } else { 0 };
+    b.pbase = b.base;
+    b.ptobs = b.tobs;
+    b.fres = reserve(b, p);
+    b.cap = b.seq + room(b, p);
     b.conf = 0;
     b.base = b.seq;
     b.cmax = 0;
     b.nobs = 0;
+}
+
+/// Others (groups of ours that Close counts in the same bucket, other clients of the key)
+/// will take again what they took in the previous window: what our answers showed, what
+/// they took at the same pace after our last answer, and of the rest of the room nobody
+/// seemed to use, the half (rounded up), as they may be growing into it as we are.
+pub(super) fn reserve(b: &Bucket, p: &Params) -> i64 {
+    let others = (b.pcmax - b.pnobs).max(0);
+    if others == 0 {
+        return 0;
+    }
+    let end = b.end - b.win;
+    let seen = (b.ptobs - (end - b.win)).clamp(b.win / 4, b.win).max(1);
+    let after = (end - b.ptobs).clamp(0, b.win);
+    let spare = (eff(b.lim, p) - b.pcmax).max(0);
+    // Bounded so that the product stays exact in Lua's doubles.
+    let unseen = ((others.min(100_000) * after + seen - 1) / seen).min(spare);
+    others + unseen + (spare - unseen + 1) / 2
+}
+
+/// The room of a window before Close's answers tell more: the limit less the margin and the
+/// room kept for others, but never less than an eighth, so that every group keeps going.
+pub(super) fn room(b: &Bucket, p: &Params) -> i64 {
+    let full = eff(b.lim, p);
+    (full - b.fres).max(full / 8).max(1)
 }
 
 fn candidate(
@@ -268,9 +307,12 @@ fn candidate(
     }
     if ask.prio != HIGH {
         // The next few slots are always open; beyond them, only room that more urgent calls
-        // are not expected to need before the window ends.
+        // are not expected to need before the window ends, and not before the window's
+        // first answer told what others took: a group that Close counts with another must
+        // not book the whole window on a guess.
         let ahead = p.horizon[ask.prio] * step;
-        if at > now + ahead && rem - 1 < keep(b, now, stop, ask.prio, d_hi, p) {
+        let kept = b.conf == 0 || rem - 1 < keep(b, now, stop, ask.prio, d_hi, p);
+        if at > now + ahead && kept {
             return Err((at - ahead, Why::Pacing));
         }
         if rem <= p.reserve_high && at > now {

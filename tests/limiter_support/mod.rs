@@ -217,6 +217,11 @@ impl Close {
         (200, info)
     }
 
+    /// The index of the window holding `now`.
+    pub fn window_index(&self, now: Instant) -> u64 {
+        ((now - self.origin).as_nanos() / self.window.as_nanos()) as u64
+    }
+
     pub fn window_start(&self, index: u64) -> Instant {
         self.origin + self.window * index as u32
     }

@@ -74,6 +74,8 @@ pub struct BucketOutcome {
     pub full_windows: Vec<u64>,
     /// Answers (any status) per group of this bucket.
     pub answered: BTreeMap<String, u64>,
+    /// Per group, per window index: calls Close accepted.
+    pub accepted: BTreeMap<String, BTreeMap<u64, u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -97,11 +99,13 @@ pub async fn drive_mix(
     let sent = Arc::new(AtomicUsize::new(0));
     let last_admitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let answered: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let accepted: Arc<Mutex<BTreeMap<String, BTreeMap<u64, u64>>>> = Arc::default();
     let mut tasks = Vec::new();
     for worker in 0..workers {
         let (calls, next, close) = (calls.clone(), next.clone(), close.clone());
         let (sent, last_admitted, answered) =
             (sent.clone(), last_admitted.clone(), answered.clone());
+        let accepted = accepted.clone();
         let replicas = replicas.to_vec();
         tasks.push(tokio::spawn(async move {
             loop {
@@ -128,6 +132,12 @@ pub async fn drive_mix(
                     let jitter = ((worker + i) % 3) as u64;
                     tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
                     let (status, info) = bucket.handle(Instant::now());
+                    if status != 429 {
+                        let index = bucket.window_index(Instant::now());
+                        let mut accepted = accepted.lock().expect("accepted");
+                        let group = accepted.entry(call.group.clone()).or_default();
+                        *group.entry(index).or_default() += 1;
+                    }
                     tokio::time::sleep(Duration::from_millis(1 + jitter % 2)).await;
                     *answered
                         .lock()
@@ -152,6 +162,7 @@ pub async fn drive_mix(
     };
     let last_admitted = last_admitted.lock().expect("last");
     let answered = answered.lock().expect("answered");
+    let accepted = accepted.lock().expect("accepted");
     for (name, bucket) in &close.buckets {
         let counts = bucket.counts.lock().expect("counts").clone();
         let mut out = BucketOutcome::default();
@@ -166,6 +177,8 @@ pub async fn drive_mix(
         for (group, n) in answered.iter() {
             if close.of_group.get(group) == Some(name) {
                 out.answered.insert(group.clone(), *n);
+                let windows = accepted.get(group).cloned().unwrap_or_default();
+                out.accepted.insert(group.clone(), windows);
             }
         }
         outcome.buckets.insert(name.clone(), out);

@@ -2,8 +2,8 @@
 //! window and the room left (see `docs/limiter.md`). Mirrored by `acquire.lua`.
 
 use super::{
-    Answer, Ask, Bucket, GroupState, Obs, Params, View, acquire, eff, forget_expired, roll,
-    sync_org, update_demand, view,
+    Answer, Ask, Bucket, GroupState, Obs, Params, View, acquire, forget_expired, reserve, roll,
+    room, sync_org, update_demand, view,
 };
 
 /// Learns from and reconciles with what Close answered to one call.
@@ -131,9 +131,13 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
             b.base = o.seq - 1;
             b.cmax = 0;
             b.nobs = 0;
-            b.cap = b.base + eff(b.lim, p);
+            b.cap = b.base + room(b, p);
         } else if end < b.end - half {
-            return; // a straggler from an earlier window
+            // A late answer: of the previous window, it still tells what others took in it.
+            if end >= b.end - b.win - half {
+                previous(b, o, p);
+            }
+            return;
         } else if b.conf == 0 || end < b.end {
             b.end = end;
             b.conf = 1;
@@ -144,10 +148,32 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     }
     let limit = if o.limit > 0 { o.limit } else { b.lim };
     b.cmax = b.cmax.max(limit - o.remaining);
-    if o.seq > b.base {
+    b.tobs = now;
+    // A call answered 429 was not counted by Close.
+    if o.seq > b.base && o.status != 429 {
         b.nobs += 1;
     }
+    recap(b, p);
+}
+
+fn recap(b: &mut Bucket, p: &Params) {
     let margin = b.lim * p.margin_pm / 1000;
     let others = (b.cmax - b.nobs).max(0);
-    b.cap = b.base + eff(b.lim, p).min(b.lim - margin - others);
+    b.cap = b.base + room(b, p).min(b.lim - margin - others);
+}
+
+/// A late answer of the previous window completes what others are known to have taken in
+/// it, hence the room kept for them in this one.
+fn previous(b: &mut Bucket, o: &Obs, p: &Params) {
+    if o.remaining < 0 || b.hist == 0 {
+        return;
+    }
+    let limit = if o.limit > 0 { o.limit } else { b.lim };
+    b.pcmax = b.pcmax.max(limit - o.remaining);
+    b.ptobs = b.end - b.win;
+    if o.seq > b.pbase && o.seq <= b.base && o.status != 429 {
+        b.pnobs += 1;
+    }
+    b.fres = reserve(b, p);
+    recap(b, p);
 }

@@ -1,0 +1,110 @@
+//! Two groups of ours that Close counts in one bucket, which nobody declared: a deterministic
+//! simulation (paused clock, three replicas sharing one in-process state, a simulated Close
+//! bucket with fixed windows out of phase, latency both ways, closed-loop workers). Each
+//! group's limiter keeps room for what the other took in the previous window, so after the
+//! first window (or the window in which the second group appears) Close answers no 429, and
+//! both groups together still get at least 95 % of the bucket in every full window while
+//! they have a backlog, each of them some of it.
+
+mod limiter_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use close_gateway::limiter::{Limiter, LimiterConfig, MemoryState, Priority};
+use limiter_support::Twists;
+use limiter_support::sim::{BucketOutcome, Buckets, Call, drive_mix};
+use tokio::time::Instant;
+
+const GROUPS: [&str; 2] = ["task.write", "activity.write"];
+
+/// `calls` calls over 64 workers and three replicas; the first `alone` go to the first group
+/// only, the rest alternate between the two. Priorities vary.
+async fn shared(limit: u64, phase: u64, calls: usize, alone: usize) -> BucketOutcome {
+    let state = Arc::new(MemoryState::new());
+    let replicas: Vec<Limiter> = (0..3)
+        .map(|i| {
+            let config = LimiterConfig {
+                replica_id: format!("replica{i}"),
+                ..LimiterConfig::default()
+            };
+            Limiter::with_memory(config, state.clone())
+        })
+        .collect();
+    let start = Instant::now();
+    let bucket = (limit, Duration::from_secs(1), Duration::from_millis(phase));
+    let close = Buckets::new().bucket("write", &GROUPS, bucket, start, Twists::default());
+    let calls: Vec<Call> = (0..calls)
+        .map(|i| Call {
+            group: GROUPS[if i < alone { 0 } else { i % 2 }].to_owned(),
+            priority: Priority::ALL[(i / 2) % 3],
+            replica: i % 3,
+        })
+        .collect();
+    let mut outcome = drive_mix(&replicas, Arc::new(close), calls, 64).await;
+    outcome.buckets.remove("write").expect("the bucket")
+}
+
+/// No 429 after window `from`; after it, while both groups have calls left, at least 95 %
+/// of `limit` in every window, and some for each group.
+fn check(outcome: &BucketOutcome, limit: u64, from: u64, context: &str) {
+    for (&index, &(_, rejected)) in &outcome.windows {
+        if index > from {
+            assert_eq!(
+                rejected, 0,
+                "{context} window {index}: {:?}",
+                outcome.windows
+            );
+        }
+    }
+    let [a, b] = GROUPS.map(|g| outcome.accepted.get(g).cloned().unwrap_or_default());
+    let last = |w: &std::collections::BTreeMap<u64, u64>| w.keys().max().copied();
+    let both = last(&a).min(last(&b)).unwrap_or_default();
+    assert!(both >= from + 5, "{context}: {:?}", outcome.windows);
+    let least = (limit * 95).div_ceil(100);
+    for index in from + 1..both {
+        let accepted = outcome.windows.get(&index).map_or(0, |w| w.0);
+        assert!(
+            (least..=limit).contains(&accepted),
+            "{context} window {index}: {:?}",
+            outcome.windows
+        );
+        let share = |w: &std::collections::BTreeMap<u64, u64>| w.get(&index).copied();
+        assert!(
+            share(&a) > Some(0) && share(&b) > Some(0),
+            "{context} window {index}: {a:?} {b:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_groups_in_one_undeclared_bucket_meet_429s_only_in_the_first_window() {
+    for (limit, calls) in [(40, 400), (16, 160), (100, 1000)] {
+        for phase in [0, 370, 820] {
+            let outcome = shared(limit, phase, calls, 0).await;
+            let context = format!("limit {limit} phase {phase}");
+            check(&outcome, limit, 0, &context);
+            // The first window may see a few: both groups start with the whole limit.
+            let first = outcome.windows.get(&0).map_or(0, |w| w.1);
+            assert!(first <= limit / 8, "{context}: {:?}", outcome.windows);
+            assert_eq!(
+                outcome.answered.values().sum::<u64>() as usize,
+                calls + first as usize
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_that_joins_later_costs_429s_only_in_the_window_it_appears() {
+    for phase in [0, 370, 820] {
+        let outcome = shared(40, phase, 400, 120).await;
+        let joined = outcome.accepted[GROUPS[1]]
+            .keys()
+            .min()
+            .copied()
+            .expect("the second group ran");
+        assert!(joined >= 1, "{:?}", outcome.accepted);
+        check(&outcome, 40, joined, &format!("phase {phase}"));
+    }
+}
