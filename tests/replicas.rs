@@ -332,8 +332,10 @@ async fn run_burst(redis: (&str, &str), nodes: &[String], writes: Writes) {
             );
             refused += counts.throttled;
         }
-        let per_second: Vec<(u64, u64)> =
-            seconds.values().map(|c| (c.accepted, c.throttled)).collect();
+        let per_second: Vec<(u64, u64)> = seconds
+            .values()
+            .map(|c| (c.accepted, c.throttled))
+            .collect();
         eprintln!("undeclared shared bucket, accepted and 429s per window: {per_second:?}");
         expected.entry("write".to_owned()).or_default().1 = refused;
     }
