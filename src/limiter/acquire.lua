@@ -105,16 +105,35 @@ local function roll(b)
   b.nobs = 0
 end
 
--- See policy.rs: room a booking ahead must leave for more urgent calls.
-local function keep(b, stop, prio, d_hi)
+-- See room.rs: more urgent admissions a window is expected to have.
+local function expected_before(b, prio)
   local before = b.ph
   if prio == LOW then before = before + b.pn end
   if b.hist == 0 then before = idiv(eff(b.lim), 8) end
-  before = min(max(before, 0), 100000)
+  return min(max(before, 0), 100000)
+end
+
+-- See room.rs: room a booking ahead must leave for more urgent calls.
+local function keep(b, stop, prio, d_hi)
+  local before = expected_before(b, prio)
   local left = min(max(stop - now, 0), b.win)
   local expected = 0
   if b.win > 0 then expected = idiv(before * left + b.win - 1, b.win) end
   return p.reserve_high + d_hi + expected
+end
+
+-- See room.rs: from when the last of the kept room goes to anyone.
+local function kept_last(b, stop)
+  return stop - idiv(b.win, eff(b.lim))
+end
+
+-- See room.rs: when `keep` leaves a booking at `prio` free.
+local function kept_until(b, stop, rem, prio, d_hi)
+  local last = kept_last(b, stop)
+  local before = expected_before(b, prio)
+  local free = rem - 1 - p.reserve_high - d_hi
+  if free < 0 or before <= 0 then return last end
+  return min(stop - idiv(free * b.win, before), last)
 end
 
 -- Returns slot {at, stop, rem, probe} or nil, till, why.
@@ -135,9 +154,12 @@ local function candidate(b, prio, max_wait, d_hi)
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   if prio ~= HIGH then
     local ahead = horizon[prio] * step
-    local kept = b.conf == 0 or rem - 1 < keep(b, stop, prio, d_hi)
-    if at > now + ahead and kept then return nil, at - ahead, 4 end
-    if rem <= p.reserve_high and at > now then return nil, at, 4 end
+    local short = rem - 1 < keep(b, stop, prio, d_hi)
+    if at > now + ahead and (b.conf == 0 or short) then return nil, at - ahead, 4 end
+    local short_high = rem - 1 < keep(b, stop, 1, d_hi)
+    if short_high and now < kept_last(b, stop) then
+      return nil, kept_until(b, stop, rem, 1, d_hi), 4
+    end
   end
   if at > now + max_wait then return nil, at, 3 end
   return {at = at, stop = stop, rem = rem, probe = false}
@@ -153,7 +175,11 @@ local function commit(b, slot, prio)
   for q = prio, LOW do
     local f = 'n' .. q
     local from = max(b[f], slot.at)
-    if from < slot.stop then b[f] = from + idiv(slot.stop - from, slot.rem) end
+    if from < slot.stop then
+      local step = idiv(slot.stop - from, slot.rem)
+      if q == HIGH then step = min(step, idiv(b.win, eff(b.lim))) end
+      b[f] = from + step
+    end
   end
 end
 

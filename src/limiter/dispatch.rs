@@ -152,7 +152,7 @@ impl Group {
             // Waiting calls ride on this round trip: no extra backend call for them.
             let ask = local.ask(now, inner);
             local.asking |= ask.is_some();
-            (local.demand(), ask)
+            (local.demand(now), ask)
         };
         let obs = Obs {
             key: permit.key_index,
@@ -303,6 +303,7 @@ impl Group {
                         at: later(now, view.now, grant.at),
                         grant: *grant,
                         origin,
+                        prio,
                     };
                     local.held.push_back(held);
                 }

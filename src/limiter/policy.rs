@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 /// Priority indices: lower is more urgent.
 pub const HIGH: usize = 0;
+pub const NORMAL: usize = 1;
 pub const LOW: usize = 2;
 
 /// Why an ask got no slot.
@@ -286,12 +287,16 @@ fn candidate(
         // first answer told what others took: a group that Close counts with another must
         // not book the whole window on a guess.
         let ahead = p.horizon[ask.prio] * step;
-        let kept = b.conf == 0 || rem - 1 < keep(b, now, stop, ask.prio, d_hi, p);
-        if at > now + ahead && kept {
+        let short = rem - 1 < keep(b, now, stop, ask.prio, d_hi, p);
+        if at > now + ahead && (b.conf == 0 || short) {
             return Err((at - ahead, Why::Pacing));
         }
-        if rem <= p.reserve_high && at > now {
-            return Err((at, Why::Pacing));
+        // The room `high` calls are expected to need stays theirs as long as they may come,
+        // and the last of it until the window's last token interval: a `high` call that
+        // then finds none waits less than two. (`normal` is only kept from booking ahead.)
+        let short_high = rem - 1 < keep(b, now, stop, NORMAL, d_hi, p);
+        if short_high && now < kept_last(b, stop, p) {
+            return Err((kept_until(b, stop, rem, NORMAL, d_hi, p), Why::Pacing));
         }
     }
     if at > now + ask.max_wait {
@@ -317,11 +322,17 @@ fn commit(b: &mut Bucket, slot: &Slot, now: i64, prio: usize, p: &Params) {
         return;
     }
     // Lower priorities yield this slot: each pointer moves by its own share of the time
-    // left, so the room left still fits before `stop`.
+    // left, so the room left still fits before `stop`. `high` moves by a token interval
+    // at most: a burst of `high` calls is still spread (answers in between reveal calls
+    // Close counts with ours), but a `high` call never waits long for room kept for it.
     for q in prio..=LOW {
         let from = b.next[q].max(slot.at);
         if from < slot.stop {
-            b.next[q] = from + (slot.stop - from) / slot.rem;
+            let mut step = (slot.stop - from) / slot.rem;
+            if q == HIGH {
+                step = step.min(b.win / eff(b.lim, p));
+            }
+            b.next[q] = from + step;
         }
     }
 }
@@ -474,7 +485,7 @@ mod learn;
 mod room;
 
 use demand::{higher_demand, update_demand};
-use room::{keep, reserve, room};
+use room::{keep, kept_last, kept_until, reserve, room};
 
 #[cfg(test)]
 use learn::observe;

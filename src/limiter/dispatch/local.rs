@@ -26,6 +26,8 @@ pub(crate) struct Held {
     pub at: Instant,
     pub grant: Grant,
     pub origin: Origin,
+    /// The priority it was asked at.
+    pub prio: usize,
 }
 
 #[derive(Default)]
@@ -62,7 +64,7 @@ impl Local {
         }
         // Held slots serve the most urgent calls first: ask at the priority of the most
         // urgent call they leave uncovered, not at that of a call already served.
-        let demand = self.demand();
+        let demand = self.demand(now);
         let prio = demand.iter().position(|&d| d > 0)?;
         let mut max_wait = 0;
         for waiter in self.queue.iter() {
@@ -119,12 +121,22 @@ impl Local {
         expected.map(|e| e + slack).filter(|t| *t > now)
     }
 
-    /// Waiting calls per priority that no held slot covers yet.
-    pub fn demand(&self) -> [i64; 3] {
+    /// Waiting calls per priority that no held slot covers yet. A `high` call is covered
+    /// only by a slot asked for at `high` or due within a token interval: a slot booked
+    /// further ahead for the bulk would make it wait, so it asks for its own.
+    pub fn demand(&self, now: Instant) -> [i64; 3] {
+        let interval = self.view.as_ref().map_or(0, |(v, ..)| v.interval.max(0));
+        let soon = now + Duration::from_micros(interval as u64);
         let mut spare = self.held.len();
         let mut demand = [0; 3];
-        for (d, depth) in demand.iter_mut().zip(self.queue.depths()) {
-            let covered = depth.min(spare);
+        for (prio, (d, depth)) in demand.iter_mut().zip(self.queue.depths()).enumerate() {
+            let usable = if prio == HIGH {
+                let usable = |h: &&Held| h.at <= soon || h.prio == HIGH;
+                self.held.iter().filter(usable).count()
+            } else {
+                spare
+            };
+            let covered = depth.min(usable);
             spare -= covered;
             *d = (depth - covered) as i64;
         }

@@ -30,7 +30,12 @@ fn hold(local: &mut Local, at: Instant) {
         probe: false,
     };
     let origin = Origin::Shared;
-    local.held.push_back(Held { at, grant, origin });
+    local.held.push_back(Held {
+        at,
+        grant,
+        origin,
+        prio: 2,
+    });
 }
 
 #[tokio::test(start_paused = true)]
@@ -38,6 +43,11 @@ async fn asks_at_the_priority_of_the_calls_no_held_slot_covers() {
     let limiter = Limiter::in_process(LimiterConfig::default());
     let now = Instant::now();
     let mut local = Local::default();
+    let view = View {
+        interval: 10_000,
+        ..View::default()
+    };
+    local.view = Some((view, now, std::time::SystemTime::now()));
     wait(&mut local, 0, 1, now);
     for id in 2..5 {
         wait(&mut local, 2, id, now);
@@ -45,9 +55,16 @@ async fn asks_at_the_priority_of_the_calls_no_held_slot_covers() {
     let ask = local.ask(now, &limiter.inner).expect("an ask");
     assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 3]));
 
-    // The high call's slot is booked but not due: the low calls need three slots, booked
-    // as low so that the pacing horizon and the high reserve apply to them.
+    // A slot held three token intervals ahead (booked for the bulk) would make the high
+    // call wait: it still asks for its own, and the slot covers a low call.
     hold(&mut local, now + Duration::from_millis(30));
+    let ask = local.ask(now, &limiter.inner).expect("an ask");
+    assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 2]));
+
+    // The high call's slot is due within a token interval: the low calls need three
+    // slots, booked as low so that the pacing horizon and the high reserve apply to them.
+    local.held.clear();
+    hold(&mut local, now + Duration::from_millis(5));
     let ask = local.ask(now, &limiter.inner).expect("an ask");
     assert_eq!((ask.prio, ask.n, ask.demand), (2, 3, [0, 0, 3]));
 

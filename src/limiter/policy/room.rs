@@ -33,15 +33,7 @@ pub(super) fn room(b: &Bucket, p: &Params) -> i64 {
 /// waiting on other replicas, and as many more urgent admissions as the previous window had
 /// (an eighth of the room when there was none), in proportion to the time left in this one.
 pub(super) fn keep(b: &Bucket, now: i64, stop: i64, prio: usize, d_hi: i64, p: &Params) -> i64 {
-    let mut before = b.ph;
-    if prio == LOW {
-        before += b.pn;
-    }
-    if b.hist == 0 {
-        before = eff(b.lim, p) / 8;
-    }
-    // Bounded so that the product stays exact in Lua's doubles.
-    let before = before.clamp(0, 100_000);
+    let before = expected_before(b, prio, p);
     let left = (stop - now).clamp(0, b.win);
     let expected = if b.win > 0 {
         (before * left + b.win - 1) / b.win
@@ -49,4 +41,44 @@ pub(super) fn keep(b: &Bucket, now: i64, stop: i64, prio: usize, d_hi: i64, p: &
         0
     };
     p.reserve_high + d_hi + expected
+}
+
+/// More urgent admissions a window is expected to have: as many as the previous one had,
+/// an eighth of the room when there was none.
+fn expected_before(b: &Bucket, prio: usize, p: &Params) -> i64 {
+    let mut before = b.ph;
+    if prio == LOW {
+        before += b.pn;
+    }
+    if b.hist == 0 {
+        before = eff(b.lim, p) / 8;
+    }
+    // Bounded so that the products stay exact in Lua's doubles.
+    before.clamp(0, 100_000)
+}
+
+/// When `keep` will have shrunk enough for a booking at `prio` to leave it free, with `rem`
+/// slots left; the window's last token interval at the latest.
+pub(super) fn kept_until(
+    b: &Bucket,
+    stop: i64,
+    rem: i64,
+    prio: usize,
+    d_hi: i64,
+    p: &Params,
+) -> i64 {
+    let last = kept_last(b, stop, p);
+    let before = expected_before(b, prio, p);
+    // `keep` falls to `rem - 1` once `before * left / win` is at most `free`.
+    let free = rem - 1 - p.reserve_high - d_hi;
+    if free < 0 || before <= 0 {
+        return last;
+    }
+    (stop - free * b.win / before).min(last)
+}
+
+/// From when the last of the room kept for more urgent calls goes to anyone: a `high` call
+/// that then finds none waits for the next window, less than two token intervals away.
+pub(super) fn kept_last(b: &Bucket, stop: i64, p: &Params) -> i64 {
+    stop - b.win / eff(b.lim, p)
 }

@@ -214,9 +214,18 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
     b.replica = "b".into();
     b.demand = [1, 0, 0];
     acquire(&mut g, 0, &b, &p);
-    // Two of three left after the probe: low may take one, never the last.
-    let low = granted(acquire(&mut g, 0, &ask(LOW, 5), &p).0);
-    assert_eq!(low.len(), 1);
+    // Two of three left after the probe, and the high call and the high reserve want them:
+    // low waits for the window's last token interval.
+    let (answer, _) = acquire(&mut g, 0, &ask(LOW, 5), &p);
+    let Answer::Wait { until, why } = answer else {
+        panic!("expected a wait, got {answer:?}");
+    };
+    assert_eq!(why, Why::Pacing);
+    assert!(until > S - S / 3 - 3 * MS && until < S, "{until}");
+    b.n = 1;
+    let high = granted(acquire(&mut g, 400 * MS, &b, &p).0);
+    assert_eq!(high.len(), 1);
+    // Replica b still reports a high call waiting: the last slot is not low's.
     let (answer, _) = acquire(&mut g, 400 * MS, &ask(LOW, 1), &p);
     assert!(matches!(
         answer,
@@ -225,9 +234,6 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
             ..
         }
     ));
-    b.n = 1;
-    let high = granted(acquire(&mut g, 400 * MS, &b, &p).0);
-    assert_eq!(high.len(), 1);
 }
 
 #[test]
