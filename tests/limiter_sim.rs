@@ -9,29 +9,15 @@ mod limiter_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use close_gateway::close::ratelimit::RateLimitInfo;
-use close_gateway::limiter::{AcquireRequest, Limiter, LimiterConfig, MemoryState, Priority};
+use close_gateway::limiter::{AcquireRequest, MemoryState, Priority};
+use limiter_support::mix::{OtherClient, benchmark_mix, replicas};
 use limiter_support::sim::{Buckets, Call, drive_mix};
-use limiter_support::{Close, Outcome, Twists, drive_with};
+use limiter_support::{Outcome, Twists, drive_with};
 use tokio::time::Instant;
 
 async fn simulate(limit: u64, window: Duration, phase: Duration, calls: usize) -> Outcome {
     simulate_with(limit, window, phase, calls, Twists::default()).await
-}
-
-fn replicas(state: &Arc<MemoryState>) -> Vec<Limiter> {
-    (0..3)
-        .map(|i| {
-            let config = LimiterConfig {
-                replica_id: format!("replica{i}"),
-                ..LimiterConfig::default()
-            };
-            Limiter::with_memory(config, state.clone())
-        })
-        .collect()
 }
 
 async fn simulate_with(
@@ -147,9 +133,8 @@ async fn another_client_on_the_key_is_absorbed_after_the_window_it_appears() {
 /// The burst of `tests/replicas.rs`: 150 calls, 48 closed-loop workers, call `i` to replica
 /// `i % 3` with RPC `i % 5` (two of five read leads) and a priority varying independently,
 /// against Close buckets of 30, 20, 15 and 10 per second. Every call succeeds with no 429,
-/// for 1.9 script calls per upstream call at most (3.1 before asks were batched and lined
-/// up). A third of these calls are `high`: the room kept for them goes to `low` calls a
-/// slot at a time, as the time they may come in passes. The benchmark's mix costs less.
+/// for 1.6 script calls per upstream call at most (3.1 before asks were batched and lined
+/// up); the real processes measure a little more.
 #[tokio::test(start_paused = true)]
 async fn the_three_process_burst_costs_under_two_script_calls_per_upstream_call() {
     for phase in [0, 130, 370, 610, 880] {
@@ -204,7 +189,7 @@ async fn the_three_process_burst_costs_under_two_script_calls_per_upstream_call(
         assert_eq!((outcome.sent, rejected), (150, 0), "phase {phase}");
         let script_calls = state.calls();
         assert!(
-            script_calls * 10 <= 150 * 19,
+            script_calls * 10 <= 150 * 16,
             "phase {phase}: {script_calls} script calls for 150"
         );
     }
@@ -286,8 +271,8 @@ async fn high_beside_low_bulk(high_replica: usize) {
 #[tokio::test(start_paused = true)]
 async fn high_waits_under_two_token_intervals_beside_the_benchmark_mix() {
     for limit in [25, 40, 69] {
-        let (waits, close) = benchmark_mix(limit).await;
-        let counts = close.counts.lock().expect("counts").clone();
+        let outcome = benchmark_mix(limit, None).await;
+        let counts = &outcome.close;
         assert!(
             counts.values().all(|c| c.1 == 0),
             "limit {limit}: {counts:?}"
@@ -301,87 +286,38 @@ async fn high_waits_under_two_token_intervals_beside_the_benchmark_mix() {
             );
         }
         let interval = Duration::from_secs(1) / (limit * 98 / 100) as u32;
+        let waits = &outcome.high_waits;
         assert_eq!(waits.len(), limit as usize / 4 * 4, "limit {limit}");
         let longest = waits.iter().max().copied().unwrap_or_default();
         assert!(longest < 2 * interval, "limit {limit}: {waits:?}");
     }
 }
 
-/// Runs the mix; returns the `high` calls' waits for their first permit, and Close.
-async fn benchmark_mix(limit: u64) -> (Vec<Duration>, Arc<Close>) {
-    let state = Arc::new(MemoryState::new());
-    let r = replicas(&state);
-    let close = Arc::new(Close {
-        limit,
-        window: Duration::from_secs(1),
-        origin: Instant::now() - Duration::from_millis(370),
-        twists: Twists::default(),
-        counts: Mutex::new(BTreeMap::new()),
-    });
-    let lows = Arc::new(Mutex::new(limit * 10));
-    let mut tasks = Vec::new();
-    for c in 0..56 {
-        let (limiter, close, lows) = (r[c % 3].clone(), close.clone(), lows.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                {
-                    let mut left = lows.lock().expect("lows");
-                    if *left == 0 {
-                        return;
-                    }
-                    *left -= 1;
-                }
-                send(&limiter, &close, Priority::Low, format!("bulk{c}")).await;
-            }
-        }));
-    }
-    let waits = Arc::new(Mutex::new(Vec::new()));
-    // Each stream: a tenth of the limit over ten windows, from four callers out of step.
-    let gap = Duration::from_secs(40) / limit as u32;
-    for (priority, first) in [(Priority::High, 60), (Priority::Normal, 56)] {
-        for c in 0..4 {
-            let (limiter, close) = (r[(first + c) % 3].clone(), close.clone());
-            let waits = waits.clone();
-            tasks.push(tokio::spawn(async move {
-                tokio::time::sleep(gap * c as u32 / 4).await;
-                for _ in 0..limit / 4 {
-                    let began = Instant::now();
-                    let wait = send(&limiter, &close, priority, format!("stream{c}")).await;
-                    if priority == Priority::High {
-                        waits.lock().expect("waits").push(wait);
-                    }
-                    tokio::time::sleep(gap.saturating_sub(began.elapsed())).await;
-                }
-            }));
-        }
-    }
-    for task in tasks {
-        task.await.expect("caller");
-    }
-    let waits = waits.lock().expect("waits").clone();
-    (waits, close)
-}
-
-/// One call through `limiter` to `close`, retried on 429; returns the wait for the first
-/// permit.
-async fn send(limiter: &Limiter, close: &Close, priority: Priority, caller: String) -> Duration {
-    let asked = Instant::now();
-    let mut first = None;
-    loop {
-        let req = AcquireRequest {
-            group: "lead.read".into(),
-            priority,
-            caller: caller.clone(),
-            deadline: None,
+/// The benchmark's other client beside its mix: 30 % of the limit, evenly spaced, for three
+/// windows from 3.3 windows in (window 3 of Close, whose windows are 370 ms out of step), not
+/// retrying. The gateway's calls meet 429s in the window it appears, and at most one later
+/// (the other client's calls per window vary by one, 7 or 8 at 24 per second; before, two
+/// fell later at 69 per second). The window after it stopped is full again (before, the
+/// room kept for it held the gateway at 75 %).
+#[tokio::test(start_paused = true)]
+async fn another_client_appearing_mid_window_costs_few_429s_and_no_room_after_it_stops() {
+    for limit in [24, 40, 69] {
+        let other = OtherClient {
+            from: 3.3,
+            windows: 3.0,
+            share: 0.3,
         };
-        let permit = limiter.acquire(req).await.expect("permit");
-        let waited = *first.get_or_insert(asked.elapsed());
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let (status, info) = close.handle(Instant::now());
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        limiter.observe(permit, status, &info).await;
-        if status != 429 {
-            return waited;
-        }
+        let outcome = benchmark_mix(limit, Some(other)).await;
+        assert_eq!(outcome.other_first, Some(3));
+        let ours = outcome.ours_rejected();
+        let later: u64 = ours.range(4..).map(|(_, n)| n).sum();
+        assert!(
+            later <= 1,
+            "limit {limit}: ours {ours:?} {:?}",
+            outcome.close
+        );
+        let least = (limit * 95).div_ceil(100);
+        let after = outcome.close.get(&7).map_or(0, |w| w.0);
+        assert!(after >= least, "limit {limit}: {:?}", outcome.close);
     }
 }

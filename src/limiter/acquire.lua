@@ -13,7 +13,7 @@
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
   'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist', 'tobs', 'fres',
-  'pcmax', 'pnobs', 'pbase', 'ptobs'}
+  'pcmax', 'pnobs', 'ptobs', 'omax', 'tog'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end
@@ -95,7 +95,6 @@ local function roll(b)
   end
   b.nh, b.nn = 0, 0
   if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs else b.pcmax, b.pnobs = 0, 0 end
-  b.pbase = b.base
   b.ptobs = b.tobs
   b.fres = reserve(b)
   b.cap = b.seq + room(b)
@@ -103,6 +102,8 @@ local function roll(b)
   b.base = b.seq
   b.cmax = 0
   b.nobs = 0
+  b.omax = 0
+  b.tog = 0
 end
 
 -- See room.rs: more urgent admissions a window is expected to have.
@@ -133,6 +134,7 @@ local function kept_until(b, stop, rem, prio, d_hi)
   local before = expected_before(b, prio)
   local free = rem - 1 - p.reserve_high - d_hi
   if free < 0 or before <= 0 then return last end
+  free = min(free, 100000)
   return min(stop - idiv(free * b.win, before), last)
 end
 
@@ -155,10 +157,16 @@ local function candidate(b, prio, max_wait, d_hi)
   if prio ~= HIGH then
     local ahead = horizon[prio] * step
     local short = rem - 1 < keep(b, stop, prio, d_hi)
-    if at > now + ahead and (b.conf == 0 or short) then return nil, at - ahead, 4 end
+    local shared = b.cmax > b.nobs
+    if at > now + ahead and (b.conf == 0 or short or shared) then return nil, at - ahead, 4 end
     local short_high = rem - 1 < keep(b, stop, 1, d_hi)
-    if short_high and now < kept_last(b, stop) then
-      return nil, kept_until(b, stop, rem, 1, d_hi), 4
+    local last = kept_last(b, stop)
+    if short_high and now < last then
+      local till = kept_until(b, stop, rem, 1, d_hi)
+      local near = horizon[prio] * idiv(b.win, eff(b.lim))
+      if till >= last then return nil, last, 4 end
+      if till > now + near then return nil, till - near, 4 end
+      at = max(at, till)
     end
   end
   if at > now + max_wait then return nil, at, 3 end
@@ -418,10 +426,22 @@ local function learn(b)
   if b.win == 0 then b.win = p.default_window end
 end
 
+-- See room.rs: the room kept for others shrinks once they take nothing more.
+local function room_now(b, others)
+  if b.fres == 0 or b.win <= 0 then return room(b) end
+  local pace = idiv(b.win, b.fres)
+  if others > 0 and b.tobs - b.tog <= 6 * pace then return room(b) end
+  local full = eff(b.lim)
+  local left = min(max(b['end'] - b.tobs, 0), b.win)
+  local rest = idiv(min(b.fres, 100000) * left + b.win - 1, b.win)
+  local kept = min(b.fres, others + rest)
+  return max(max(full - kept, idiv(full, 8)), 1)
+end
+
 local function recap(b)
   local margin = idiv(b.lim * p.margin_pm, 1000)
   local others = max(b.cmax - b.nobs, 0)
-  b.cap = b.base + min(room(b), b.lim - margin - others)
+  b.cap = b.base + min(room_now(b, others), b.lim - margin - others)
 end
 
 -- See learn.rs: a late answer of the previous window.
@@ -431,7 +451,7 @@ local function previous(b)
   if o.limit > 0 then limit = o.limit end
   b.pcmax = max(b.pcmax, limit - o.remaining)
   b.ptobs = b['end'] - b.win
-  if o.seq > b.pbase and o.seq <= b.base and o.status ~= 429 then b.pnobs = b.pnobs + 1 end
+  if o.status ~= 429 then b.pnobs = b.pnobs + 1 end
   b.fres = reserve(b)
   recap(b)
 end
@@ -449,6 +469,8 @@ local function reconcile(b)
       b.base = o.seq - 1
       b.cmax = 0
       b.nobs = 0
+      b.omax = 0
+      b.tog = 0
       b.cap = b.base + room(b)
     elseif e < b['end'] - half then
       if e >= b['end'] - b.win - half then previous(b) end
@@ -463,7 +485,11 @@ local function reconcile(b)
   if o.limit > 0 then limit = o.limit end
   b.cmax = max(b.cmax, limit - o.remaining)
   b.tobs = now
-  if o.seq > b.base and o.status ~= 429 then b.nobs = b.nobs + 1 end
+  if o.status ~= 429 then b.nobs = b.nobs + 1 end
+  if b.cmax - b.nobs > b.omax then
+    b.omax = b.cmax - b.nobs
+    b.tog = now
+  end
   recap(b)
 end
 

@@ -79,12 +79,15 @@ pub struct Bucket {
     /// When the last answer of this window came back.
     pub tobs: i64,
     /// Room kept in this window for what others took in the previous one (see `reserve`),
-    /// and that window's `cmax`, `nobs`, `base` and `tobs`, which late answers complete.
+    /// and that window's `cmax`, `nobs` and `tobs`, which late answers complete.
     pub fres: i64,
     pub pcmax: i64,
     pub pnobs: i64,
-    pub pbase: i64,
     pub ptobs: i64,
+    /// The most calls of others the answers of this window showed, and when that grew last:
+    /// others that stopped growing for a while stopped (see `room_now`).
+    pub omax: i64,
+    pub tog: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -231,7 +234,6 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.nn = 0;
     b.pcmax = if next { b.cmax } else { 0 };
     b.pnobs = if next { b.nobs } else { 0 };
-    b.pbase = b.base;
     b.ptobs = b.tobs;
     b.fres = reserve(b, p);
     b.cap = b.seq + room(b, p);
@@ -239,6 +241,8 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.base = b.seq;
     b.cmax = 0;
     b.nobs = 0;
+    b.omax = 0;
+    b.tog = 0;
 }
 
 fn candidate(
@@ -271,7 +275,7 @@ fn candidate(
     // sending), not a reason to stop using the window.
     let guard = b.rtt.max(p.guard_min).min(b.win / 4);
     let stop = b.end - guard;
-    let at = now.max(b.next[ask.prio]);
+    let mut at = now.max(b.next[ask.prio]);
     if at >= stop {
         return Err((b.end, Why::Full));
     }
@@ -288,15 +292,26 @@ fn candidate(
         // not book the whole window on a guess.
         let ahead = p.horizon[ask.prio] * step;
         let short = rem - 1 < keep(b, now, stop, ask.prio, d_hi, p);
-        if at > now + ahead && (b.conf == 0 || short) {
+        let shared = b.cmax > b.nobs;
+        if at > now + ahead && (b.conf == 0 || short || shared) {
             return Err((at - ahead, Why::Pacing));
         }
         // The room `high` calls are expected to need stays theirs as long as they may come,
         // and the last of it until the window's last token interval: a `high` call that
         // then finds none waits less than two. (`normal` is only kept from booking ahead.)
+        // What is freed within the next few token intervals may be booked now, for then.
         let short_high = rem - 1 < keep(b, now, stop, NORMAL, d_hi, p);
-        if short_high && now < kept_last(b, stop, p) {
-            return Err((kept_until(b, stop, rem, NORMAL, d_hi, p), Why::Pacing));
+        let last = kept_last(b, stop, p);
+        if short_high && now < last {
+            let until = kept_until(b, stop, rem, NORMAL, d_hi, p);
+            let near = p.horizon[ask.prio] * (b.win / eff(b.lim, p));
+            if until >= last {
+                return Err((last, Why::Pacing));
+            }
+            if until > now + near {
+                return Err((until - near, Why::Pacing));
+            }
+            at = at.max(until);
         }
     }
     if at > now + ask.max_wait {
@@ -485,7 +500,7 @@ mod learn;
 mod room;
 
 use demand::{higher_demand, update_demand};
-use room::{keep, kept_last, kept_until, reserve, room};
+use room::{keep, kept_last, kept_until, reserve, room, room_now};
 
 #[cfg(test)]
 use learn::observe;

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+pub mod mix;
 pub mod sim;
 use tokio::process::{Child, Command};
 

@@ -3,7 +3,7 @@
 
 use super::{
     Answer, Ask, Bucket, GroupState, Obs, Params, View, acquire, forget_expired, reserve, roll,
-    room, sync_org, update_demand, view,
+    room, room_now, sync_org, update_demand, view,
 };
 
 /// Learns from and reconciles with what Close answered to one call.
@@ -131,6 +131,8 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
             b.base = o.seq - 1;
             b.cmax = 0;
             b.nobs = 0;
+            b.omax = 0;
+            b.tog = 0;
             b.cap = b.base + room(b, p);
         } else if end < b.end - half {
             // A late answer: of the previous window, it still tells what others took in it.
@@ -149,9 +151,14 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     let limit = if o.limit > 0 { o.limit } else { b.lim };
     b.cmax = b.cmax.max(limit - o.remaining);
     b.tobs = now;
-    // A call answered 429 was not counted by Close.
-    if o.seq > b.base && o.status != 429 {
+    // Close counted this call in this window (a call sent before our window rolled may
+    // have reached Close after its window did), unless it answered 429.
+    if o.status != 429 {
         b.nobs += 1;
+    }
+    if b.cmax - b.nobs > b.omax {
+        b.omax = b.cmax - b.nobs;
+        b.tog = now;
     }
     recap(b, p);
 }
@@ -159,7 +166,7 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
 fn recap(b: &mut Bucket, p: &Params) {
     let margin = b.lim * p.margin_pm / 1000;
     let others = (b.cmax - b.nobs).max(0);
-    b.cap = b.base + room(b, p).min(b.lim - margin - others);
+    b.cap = b.base + room_now(b, others, p).min(b.lim - margin - others);
 }
 
 /// A late answer of the previous window completes what others are known to have taken in
@@ -171,7 +178,7 @@ fn previous(b: &mut Bucket, o: &Obs, p: &Params) {
     let limit = if o.limit > 0 { o.limit } else { b.lim };
     b.pcmax = b.pcmax.max(limit - o.remaining);
     b.ptobs = b.end - b.win;
-    if o.seq > b.pbase && o.seq <= b.base && o.status != 429 {
+    if o.status != 429 {
         b.pnobs += 1;
     }
     b.fres = reserve(b, p);

@@ -29,6 +29,27 @@ pub(super) fn room(b: &Bucket, p: &Params) -> i64 {
     (full - b.fres).max(full / 8).max(1)
 }
 
+/// The room of the current window once answers came. Others are expected to take again
+/// what they took in the previous window (`fres`), at the same pace; while the answers show
+/// that they take nothing (they stopped before this window), or that they stopped taking
+/// more (no growth for twice their pace), only their share of the time left is kept, on
+/// top of what they took. Others still growing keep all of it: their calls may come late.
+pub(super) fn room_now(b: &Bucket, others: i64, p: &Params) -> i64 {
+    if b.fres == 0 || b.win <= 0 {
+        return room(b, p);
+    }
+    let pace = b.win / b.fres;
+    if others > 0 && b.tobs - b.tog <= 6 * pace {
+        return room(b, p);
+    }
+    let full = eff(b.lim, p);
+    let left = (b.end - b.tobs).clamp(0, b.win);
+    // Bounded so that the product stays exact in Lua's doubles.
+    let rest = (b.fres.min(100_000) * left + b.win - 1) / b.win;
+    let kept = b.fres.min(others + rest);
+    (full - kept).max(full / 8).max(1)
+}
+
 /// Room a booking ahead at `prio` must leave free: the high reserve, more urgent calls
 /// waiting on other replicas, and as many more urgent admissions as the previous window had
 /// (an eighth of the room when there was none), in proportion to the time left in this one.
@@ -74,6 +95,8 @@ pub(super) fn kept_until(
     if free < 0 || before <= 0 {
         return last;
     }
+    // Bounded so that the product stays exact in Lua's doubles.
+    let free = free.min(100_000);
     (stop - free * b.win / before).min(last)
 }
 
