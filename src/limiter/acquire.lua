@@ -60,6 +60,9 @@ local function eff(lim)
   return max(idiv(lim - margin, max(p.share, 1)), 1)
 end
 
+-- See policy.rs: the nominal time between two admissions.
+local function token(b) return idiv(b.win, eff(b.lim)) end
+
 local function forget_expired(b)
   if b.lsrc == 2 and now >= b.lexp then
     b.lim = 0
@@ -125,7 +128,7 @@ end
 
 -- See room.rs: from when the last of the kept room goes to anyone.
 local function kept_last(b, stop)
-  return stop - idiv(b.win, eff(b.lim))
+  return stop - token(b)
 end
 
 -- See room.rs: when `keep` leaves a booking at `prio` free.
@@ -163,7 +166,7 @@ local function candidate(b, prio, max_wait, d_hi)
     local last = kept_last(b, stop)
     if short_high and now < last then
       local till = kept_until(b, stop, rem, 1, d_hi)
-      local near = horizon[prio] * idiv(b.win, eff(b.lim))
+      local near = horizon[prio] * token(b)
       if till >= last then return nil, last, 4 end
       if till > now + near then return nil, till - near, 4 end
       at = max(at, till)
@@ -185,7 +188,7 @@ local function commit(b, slot, prio)
     local from = max(b[f], slot.at)
     if from < slot.stop then
       local step = idiv(slot.stop - from, slot.rem)
-      if q == HIGH then step = min(step, idiv(b.win, eff(b.lim))) end
+      if q == HIGH then step = min(step, token(b)) end
       b[f] = from + step
     end
   end

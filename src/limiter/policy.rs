@@ -213,6 +213,11 @@ fn eff(lim: i64, p: &Params) -> i64 {
     ((lim - margin) / p.share.max(1)).max(1)
 }
 
+/// The nominal time between two admissions of a bucket whose limit is known.
+fn token(b: &Bucket, p: &Params) -> i64 {
+    b.win / eff(b.lim, p)
+}
+
 fn forget_expired(b: &mut Bucket, now: i64) {
     if b.lsrc == 2 && now >= b.lexp {
         b.lim = 0;
@@ -304,7 +309,7 @@ fn candidate(
         let last = kept_last(b, stop, p);
         if short_high && now < last {
             let until = kept_until(b, stop, rem, NORMAL, d_hi, p);
-            let near = p.horizon[ask.prio] * (b.win / eff(b.lim, p));
+            let near = p.horizon[ask.prio] * token(b, p);
             if until >= last {
                 return Err((last, Why::Pacing));
             }
@@ -345,7 +350,7 @@ fn commit(b: &mut Bucket, slot: &Slot, now: i64, prio: usize, p: &Params) {
         if from < slot.stop {
             let mut step = (slot.stop - from) / slot.rem;
             if q == HIGH {
-                step = step.min(b.win / eff(b.lim, p));
+                step = step.min(token(b, p));
             }
             b.next[q] = from + step;
         }

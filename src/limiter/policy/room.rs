@@ -2,7 +2,7 @@
 //! bucket (`reserve`, `room`), and kept for more urgent calls (`keep`). See
 //! `docs/limiter.md`. Mirrored by `acquire.lua`.
 
-use super::{Bucket, LOW, Params, eff};
+use super::{Bucket, LOW, Params, eff, token};
 
 /// Others (groups of ours that Close counts in the same bucket, other clients of the key)
 /// will take again what they took in the previous window: what our answers showed, what
@@ -32,8 +32,9 @@ pub(super) fn room(b: &Bucket, p: &Params) -> i64 {
 /// The room of the current window once answers came. Others are expected to take again
 /// what they took in the previous window (`fres`), at the same pace; while the answers show
 /// that they take nothing (they stopped before this window), or that they stopped taking
-/// more (no growth for twice their pace), only their share of the time left is kept, on
-/// top of what they took. Others still growing keep all of it: their calls may come late.
+/// more (no growth for six times their pace; shorter, two groups of ours in one bucket, whose
+/// calls come in bursts, were taken for stopped), only their share of the time left is
+/// kept, on top of what they took. Others still growing keep all of it: their calls may come late.
 pub(super) fn room_now(b: &Bucket, others: i64, p: &Params) -> i64 {
     if b.fres == 0 || b.win <= 0 {
         return room(b, p);
@@ -103,5 +104,5 @@ pub(super) fn kept_until(
 /// From when the last of the room kept for more urgent calls goes to anyone: a `high` call
 /// that then finds none waits for the next window, less than two token intervals away.
 pub(super) fn kept_last(b: &Bucket, stop: i64, p: &Params) -> i64 {
-    stop - b.win / eff(b.lim, p)
+    stop - token(b, p)
 }
