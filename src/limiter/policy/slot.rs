@@ -1,0 +1,121 @@
+//! One slot of a bucket for one ask: whether the window has room for it at this priority,
+//! and when (`candidate`), and booking it (`commit`). See `docs/limiter.md`: pacing, booking
+//! ahead, room kept for `high`. Mirrored by `acquire.lua`.
+
+use super::room::{keep, kept_last, kept_until};
+use super::{Ask, Bucket, HIGH, LOW, NORMAL, Params, Why, roll, token};
+
+pub(super) struct Slot {
+    pub at: i64,
+    /// End of the window's usable time, and the room left in it with this slot.
+    pub stop: i64,
+    pub rem: i64,
+    pub probe: bool,
+}
+
+pub(super) fn candidate(
+    b: &mut Bucket,
+    now: i64,
+    ask: &Ask,
+    d_hi: i64,
+    p: &Params,
+) -> Result<Slot, (i64, Why)> {
+    if b.pause > now {
+        return Err((b.pause, Why::Paused));
+    }
+    if b.lim == 0 {
+        if b.probe > now {
+            return Err((b.probe, Why::Probe));
+        }
+        return Ok(Slot {
+            at: now,
+            stop: now,
+            rem: 1,
+            probe: true,
+        });
+    }
+    roll(b, now, p);
+    let rem = b.cap - b.seq;
+    if rem <= 0 {
+        return Err((b.end, Why::Full));
+    }
+    // A round trip longer than a quarter window is an outlier (or a permit held before
+    // sending), not a reason to stop using the window.
+    let guard = b.rtt.max(p.guard_min).min(b.win / 4);
+    let stop = b.end - guard;
+    let mut at = now.max(b.next[ask.prio]);
+    if at >= stop {
+        return Err((b.end, Why::Full));
+    }
+    let step = (stop - at) / rem;
+    if rem <= d_hi {
+        // Calls of higher priority wait elsewhere for all that is left: look again after
+        // they had two slots' time to take it.
+        return Err(((now + 2 * step.max(1)).min(b.end), Why::Priority));
+    }
+    if ask.prio != HIGH {
+        // The next few slots are always open; beyond them, only room that more urgent calls
+        // are not expected to need before the window ends, and not before the window's
+        // first answer told what others took: a group that Close counts with another must
+        // not book the whole window on a guess.
+        let ahead = p.horizon[ask.prio] * step;
+        let short = rem - 1 < keep(b, now, stop, ask.prio, d_hi, p);
+        let shared = b.cmax > b.nobs;
+        if at > now + ahead && (b.conf == 0 || short || shared) {
+            return Err((at - ahead, Why::Pacing));
+        }
+        // The room `high` calls are expected to need stays theirs as long as they may come,
+        // and the last of it until the window's last token interval: a `high` call that
+        // then finds none waits less than two. (`normal` is only kept from booking ahead.)
+        // What is freed within the next few token intervals may be booked now, for then.
+        let short_high = rem - 1 < keep(b, now, stop, NORMAL, d_hi, p);
+        let last = kept_last(b, stop, p);
+        if short_high && now < last {
+            let until = kept_until(b, stop, rem, NORMAL, d_hi, p);
+            let near = p.horizon[ask.prio] * token(b, p);
+            if until >= last {
+                return Err((last, Why::Pacing));
+            }
+            if until > now + near {
+                return Err((until - near, Why::Pacing));
+            }
+            at = at.max(until);
+        }
+    }
+    if at > now + ask.max_wait {
+        return Err((at, Why::Full));
+    }
+    Ok(Slot {
+        at,
+        stop,
+        rem,
+        probe: false,
+    })
+}
+
+pub(super) fn commit(b: &mut Bucket, slot: &Slot, now: i64, prio: usize, p: &Params) {
+    b.seq += 1;
+    if prio == HIGH {
+        b.nh += 1;
+    } else if prio == 1 {
+        b.nn += 1;
+    }
+    if slot.probe {
+        b.probe = now + p.probe_timeout;
+        return;
+    }
+    // Lower priorities yield this slot: each pointer moves by its own share of the time
+    // left, so the room left still fits before `stop`. `high` moves by a token interval
+    // at most: a burst of `high` calls is still spread (answers in between reveal calls
+    // Close counts with ours), but a `high` call never waits long for room kept for it.
+    for q in prio..=LOW {
+        let from = b.next[q].max(slot.at);
+        if from < slot.stop {
+            let mut step = (slot.stop - from) / slot.rem;
+            if q == HIGH {
+                step = step.min(token(b, p));
+            }
+            b.next[q] = from + step;
+        }
+    }
+}
