@@ -13,7 +13,7 @@
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
   'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist', 'tobs', 'fres',
-  'pcmax', 'pnobs', 'ptobs', 'omax', 'tog'}
+  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end
@@ -98,6 +98,7 @@ local function roll(b)
   end
   b.nh, b.nn = 0, 0
   if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs else b.pcmax, b.pnobs = 0, 0 end
+  b.pbase = b.base
   b.ptobs = b.tobs
   b.fres = reserve(b)
   b.cap = b.seq + room(b)
@@ -454,7 +455,7 @@ local function previous(b)
   if o.limit > 0 then limit = o.limit end
   b.pcmax = max(b.pcmax, limit - o.remaining)
   b.ptobs = b['end'] - b.win
-  if o.status ~= 429 then b.pnobs = b.pnobs + 1 end
+  if o.seq > b.pbase and o.seq <= b.base and o.status ~= 429 then b.pnobs = b.pnobs + 1 end
   b.fres = reserve(b)
   recap(b)
 end
@@ -488,7 +489,7 @@ local function reconcile(b)
   if o.limit > 0 then limit = o.limit end
   b.cmax = max(b.cmax, limit - o.remaining)
   b.tobs = now
-  if o.status ~= 429 then b.nobs = b.nobs + 1 end
+  if o.seq > b.base and o.status ~= 429 then b.nobs = b.nobs + 1 end
   if b.cmax - b.nobs > b.omax then
     b.omax = b.cmax - b.nobs
     b.tog = now

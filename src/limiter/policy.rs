@@ -79,10 +79,11 @@ pub struct Bucket {
     /// When the last answer of this window came back.
     pub tobs: i64,
     /// Room kept in this window for what others took in the previous one (see `reserve`),
-    /// and that window's `cmax`, `nobs` and `tobs`, which late answers complete.
+    /// and that window's `cmax`, `nobs`, `base` and `tobs`, which late answers complete.
     pub fres: i64,
     pub pcmax: i64,
     pub pnobs: i64,
+    pub pbase: i64,
     pub ptobs: i64,
     /// The most calls of others the answers of this window showed, and when that grew last:
     /// others that stopped growing for a while stopped (see `room_now`).
@@ -231,6 +232,7 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.nn = 0;
     b.pcmax = if next { b.cmax } else { 0 };
     b.pnobs = if next { b.nobs } else { 0 };
+    b.pbase = b.base;
     b.ptobs = b.tobs;
     b.fres = reserve(b, p);
     b.cap = b.seq + room(b, p);

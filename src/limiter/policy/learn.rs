@@ -151,9 +151,10 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     let limit = if o.limit > 0 { o.limit } else { b.lim };
     b.cmax = b.cmax.max(limit - o.remaining);
     b.tobs = now;
-    // Close counted this call in this window (a call sent before our window rolled may
-    // have reached Close after its window did), unless it answered 429.
-    if o.status != 429 {
+    // A call answered 429 was not counted by Close. A call admitted before this window
+    // rolled that reached Close after its window did is not ours here: it took room of
+    // this window outside `seq - base`, as others' calls do.
+    if o.seq > b.base && o.status != 429 {
         b.nobs += 1;
     }
     if b.cmax - b.nobs > b.omax {
@@ -178,7 +179,7 @@ fn previous(b: &mut Bucket, o: &Obs, p: &Params) {
     let limit = if o.limit > 0 { o.limit } else { b.lim };
     b.pcmax = b.pcmax.max(limit - o.remaining);
     b.ptobs = b.end - b.win;
-    if o.status != 429 {
+    if o.seq > b.pbase && o.seq <= b.base && o.status != 429 {
         b.pnobs += 1;
     }
     b.fres = reserve(b, p);

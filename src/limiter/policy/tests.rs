@@ -345,3 +345,19 @@ fn the_next_window_leaves_what_others_in_the_bucket_took_in_the_last() {
     observe(&mut g, 2 * MS, &throttled, &p);
     assert_eq!((g.keys[0].cmax, g.keys[0].nobs), (40, 1));
 }
+
+/// A call admitted just before our window rolled may reach Close after Close's did: Close
+/// counts it in the new window, outside that window's admissions, so it leaves that much
+/// less room there, as a call of others would.
+#[test]
+fn a_call_that_straddled_into_the_next_window_takes_room_of_it() {
+    let p = params();
+    let mut g = learned(10, S);
+    let grants = granted(acquire(&mut g, 0, &ask(HIGH, 9), &p).0);
+    assert_eq!(grants.len(), 9);
+    // Close's window ended at S; the last call got there just after and was counted first
+    // in the next one.
+    let last = grants[8];
+    let view = observe(&mut g, S + MS, &header(&last, 10, 9, S - MS), &p);
+    assert_eq!(view.remaining, 9);
+}
