@@ -386,7 +386,7 @@ async fn a_cancelled_call_leaves_the_line_and_uses_no_room() {
             .map(|s| s.queue_local),
         Some([0, 0, 0])
     );
-    let (permit, at) = spawn_acquire(&limiter, req(Priority::Low, "patient"))
+    let (permit, at) = spawn_acquire(&limiter, req(Priority::High, "patient"))
         .await
         .expect("task");
     permit.expect("the cancelled call's room");

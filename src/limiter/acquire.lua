@@ -129,7 +129,7 @@ end
 
 -- See room.rs: from when the last of the kept room goes to anyone.
 local function kept_last(b, stop)
-  return stop - token(b)
+  return stop - idiv(token(b), 2)
 end
 
 -- See room.rs: when `keep` leaves a booking at `prio` free.
@@ -164,13 +164,8 @@ local function candidate(b, prio, max_wait, d_hi)
     local shared = b.cmax > b.nobs
     if at > now + ahead and (b.conf == 0 or short or shared) then return nil, at - ahead, 4 end
     local short_high = rem - 1 < keep(b, stop, 1, d_hi)
-    local last = kept_last(b, stop)
-    if short_high and now < last then
-      local till = kept_until(b, stop, rem, 1, d_hi)
-      local near = horizon[prio] * token(b)
-      if till >= last then return nil, last, 4 end
-      if till > now + near then return nil, till - near, 4 end
-      at = max(at, till)
+    if short_high and now < kept_last(b, stop) then
+      return nil, kept_until(b, stop, rem, 1, d_hi), 4
     end
   end
   if at > now + max_wait then return nil, at, 3 end

@@ -80,7 +80,7 @@ fn expected_before(b: &Bucket, prio: usize, p: &Params) -> i64 {
 }
 
 /// When `keep` will have shrunk enough for a booking at `prio` to leave it free, with `rem`
-/// slots left; the window's last token interval at the latest.
+/// slots left; `kept_last` at the latest.
 pub(super) fn kept_until(
     b: &Bucket,
     stop: i64,
@@ -101,8 +101,9 @@ pub(super) fn kept_until(
     (stop - free * b.win / before).min(last)
 }
 
-/// From when the last of the room kept for more urgent calls goes to anyone: a `high` call
-/// that then finds none waits for the next window, less than two token intervals away.
+/// From when the last of the room kept for more urgent calls goes to anyone: half a token
+/// interval before `stop`. A `high` call that then finds none waits for the next window,
+/// half an interval and the guard away.
 pub(super) fn kept_last(b: &Bucket, stop: i64, p: &Params) -> i64 {
-    stop - token(b, p)
+    stop - token(b, p) / 2
 }

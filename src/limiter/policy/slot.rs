@@ -43,7 +43,7 @@ pub(super) fn candidate(
     // sending), not a reason to stop using the window.
     let guard = b.rtt.max(p.guard_min).min(b.win / 4);
     let stop = b.end - guard;
-    let mut at = now.max(b.next[ask.prio]);
+    let at = now.max(b.next[ask.prio]);
     if at >= stop {
         return Err((b.end, Why::Full));
     }
@@ -65,21 +65,12 @@ pub(super) fn candidate(
             return Err((at - ahead, Why::Pacing));
         }
         // The room `high` calls are expected to need stays theirs as long as they may come,
-        // and the last of it until the window's last token interval: a `high` call that
-        // then finds none waits less than two. (`normal` is only kept from booking ahead.)
-        // What is freed within the next few token intervals may be booked now, for then.
+        // and the last of it until the last half token interval before `stop`: a `high`
+        // call that then finds none waits half an interval and the guard. (`normal` is only
+        // kept from booking ahead.)
         let short_high = rem - 1 < keep(b, now, stop, NORMAL, d_hi, p);
-        let last = kept_last(b, stop, p);
-        if short_high && now < last {
-            let until = kept_until(b, stop, rem, NORMAL, d_hi, p);
-            let near = p.horizon[ask.prio] * token(b, p);
-            if until >= last {
-                return Err((last, Why::Pacing));
-            }
-            if until > now + near {
-                return Err((until - near, Why::Pacing));
-            }
-            at = at.max(until);
+        if short_high && now < kept_last(b, stop, p) {
+            return Err((kept_until(b, stop, rem, NORMAL, d_hi, p), Why::Pacing));
         }
     }
     if at > now + ask.max_wait {

@@ -215,13 +215,14 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
     b.demand = [1, 0, 0];
     acquire(&mut g, 0, &b, &p);
     // Two of three left after the probe, and the high call and the high reserve want them:
-    // low waits for the window's last token interval.
+    // low waits for the window's last half token interval.
     let (answer, _) = acquire(&mut g, 0, &ask(LOW, 5), &p);
     let Answer::Wait { until, why } = answer else {
         panic!("expected a wait, got {answer:?}");
     };
     assert_eq!(why, Why::Pacing);
-    assert!(until > S - S / 3 - 3 * MS && until < S, "{until}");
+    // `stop` is the end less the guard (2 ms); a token interval is a third of the window.
+    assert_eq!(until, S - 2 * MS - S / 3 / 2);
     b.n = 1;
     let high = granted(acquire(&mut g, 400 * MS, &b, &p).0);
     assert_eq!(high.len(), 1);
