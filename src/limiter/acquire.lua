@@ -405,7 +405,7 @@ end
 -- Observe: what Close answered to one call.
 local o = {}
 local onames = {'key', 'seq', 'probe', 'status', 'limit', 'remaining', 'reset', 'window',
-  'retry_after', 'org_typed', 'rtt'}
+  'retry_after', 'org_typed', 'rtt', 'borrowed'}
 
 local function learn(b)
   local was_learned = b.lsrc == 2
@@ -528,6 +528,10 @@ local function observe(replica, d)
     target['end'] = target.pause
     if o.reset > 0 then target.conf = 1 else target.conf = 0 end
   end
+  if o.borrowed == 1 then
+    roll(key)
+    key.nh = key.nh + 1
+  end
 end
 
 local function demand_args(at)
@@ -543,11 +547,11 @@ end
 
 -- observe, then (when n > 0) acquire for the same replica in the same round trip
 for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
-local replica, d = ARGV[A + 12], demand_args(A + 13)
+local replica, d = ARGV[A + 13], demand_args(A + 14)
 observe(replica, d)
-local n = tonumber(ARGV[A + 17])
+local n = tonumber(ARGV[A + 18])
 if n > 0 then
-  local kind, till, why, grants = acquire(tonumber(ARGV[A + 16]), n, tonumber(ARGV[A + 18]),
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 17]), n, tonumber(ARGV[A + 19]),
     replica, d)
   save_all()
   return reply(kind, till, why, grants)

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::backend::{BucketRef, Origin};
 use super::config::micros;
-use super::policy::{Answer, Ask, Obs, View, Why};
+use super::policy::{Answer, Ask, HIGH, Obs, View, Why};
 use super::{AcquireRequest, Inner, LimiterError, Permit, Priority};
 use crate::close::ratelimit::RateLimitInfo;
 
@@ -166,6 +166,7 @@ impl Group {
             retry_after: micros_of(info.retry_after),
             org_typed: info.limit_type.as_deref() == Some("org"),
             rtt: micros(now - permit.issued),
+            borrowed: permit.borrowed,
             replica: inner.config.replica_id.clone(),
             demand,
         };
@@ -261,6 +262,7 @@ impl Group {
                 key_index: held.grant.key,
                 seq: held.grant.seq,
                 probe: held.grant.probe,
+                borrowed: waiter.prio == HIGH && held.prio != HIGH,
                 issued: now,
                 origin: held.origin,
                 release: Some(Arc::downgrade(inner)),

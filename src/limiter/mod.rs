@@ -91,6 +91,8 @@ pub struct Permit {
     pub key_index: usize,
     seq: i64,
     probe: bool,
+    /// A `high` call got a slot booked at a lower priority (see `Obs::borrowed`).
+    borrowed: bool,
     issued: tokio::time::Instant,
     origin: Origin,
     /// Set until observed: a dropped probe permit frees the probe for the next call.

@@ -181,6 +181,9 @@ pub struct Obs {
     pub retry_after: i64,
     pub org_typed: bool,
     pub rtt: i64,
+    /// A `high` call used this permit, whose slot was booked at a lower priority: it counts
+    /// among the window's `high` admissions (`keep` sizes the room kept for them by these).
+    pub borrowed: bool,
     pub replica: String,
     pub demand: [i64; 3],
 }

@@ -204,6 +204,7 @@ impl RedisBackend {
             .arg(o.retry_after)
             .arg(i64::from(o.org_typed))
             .arg(o.rtt)
+            .arg(i64::from(o.borrowed))
             .arg(&o.replica)
             .arg(&o.demand[..]);
         match ask {

@@ -143,6 +143,7 @@ async fn conformance(keys: usize, seed: u64) -> HashSet<i64> {
             retry_after: [-1, 1_000_000][rng.next(2) as usize],
             org_typed: keys > 1 && rng.next(4) == 0,
             rtt: rng.next(20_000) as i64,
+            borrowed: rng.next(5) == 0,
             replica,
             demand,
         };

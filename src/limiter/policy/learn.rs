@@ -66,6 +66,11 @@ pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
         target.end = target.pause;
         target.conf = i64::from(o.reset > 0);
     }
+    if o.borrowed {
+        let key = &mut g.keys[o.key];
+        roll(key, now, p);
+        key.nh += 1;
+    }
     view(g, now, p)
 }
 

@@ -362,3 +362,23 @@ fn a_call_that_straddled_into_the_next_window_takes_room_of_it() {
     let view = observe(&mut g, S + MS, &header(&last, 10, 9, S - MS), &p);
     assert_eq!(view.remaining, 9);
 }
+
+/// A `high` call served by a slot booked for `low` is still a `high` admission: the next
+/// window keeps room for as many `high` calls.
+#[test]
+fn a_high_call_on_a_low_slot_counts_among_the_high_admissions() {
+    let p = params();
+    let mut g = learned(10, S);
+    let low = granted(acquire(&mut g, 0, &ask(LOW, 2), &p).0);
+    assert_eq!(g.keys[0].nh, 0);
+    let borrowed = Obs {
+        borrowed: true,
+        ..header(&low[0], 10, 8, S - 10 * MS)
+    };
+    observe(&mut g, 10 * MS, &borrowed, &p);
+    observe(&mut g, 20 * MS, &header(&low[1], 10, 7, S - 20 * MS), &p);
+    assert_eq!(g.keys[0].nh, 1);
+    // The next window remembers it.
+    acquire(&mut g, S + MS, &ask(LOW, 1), &p);
+    assert_eq!((g.keys[0].ph, g.keys[0].nh), (1, 0));
+}
