@@ -277,7 +277,7 @@ async fn high_beside_low_bulk(high_replica: usize) {
 #[tokio::test(start_paused = true)]
 async fn high_waits_under_two_token_intervals_beside_the_benchmark_mix() {
     for limit in [25, 40, 62, 64, 69] {
-        let outcome = benchmark_mix(limit, None).await;
+        let outcome = benchmark_mix(limit, None, None).await;
         let counts = &outcome.close;
         assert!(
             counts.values().all(|c| c.1 == 0),
@@ -312,7 +312,7 @@ async fn another_client_appearing_mid_window_costs_few_429s_and_no_room_after_it
             windows: 3.0,
             share: 0.3,
         };
-        let outcome = benchmark_mix(limit, Some(other)).await;
+        let outcome = benchmark_mix(limit, Some(other), None).await;
         assert_eq!(outcome.other_first, Some(3));
         let ours = outcome.ours_rejected();
         let later: u64 = ours.range(4..).map(|(_, n)| n).sum();
@@ -324,5 +324,26 @@ async fn another_client_appearing_mid_window_costs_few_429s_and_no_room_after_it
         let least = (limit * 95).div_ceil(100);
         let after = outcome.close.get(&7).map_or(0, |w| w.0);
         assert!(after >= least, "limit {limit}: {:?}", outcome.close);
+    }
+}
+
+/// The benchmark's mix while Close halves the limit (37 to 18 from window 4): every window
+/// after is full. A replica served at `high` used to keep counting as waiting until its next
+/// report, and the others yielded it the window's last slot, which nobody then used: 17 of
+/// 18 in several windows.
+#[tokio::test(start_paused = true)]
+async fn a_limit_halved_beside_the_benchmark_mix_leaves_no_window_short() {
+    let outcome = benchmark_mix(37, None, Some((4, 18))).await;
+    let close = &outcome.close;
+    let last = close.keys().max().copied().unwrap_or_default();
+    for (&index, &(accepted, rejected)) in close.range(1..last) {
+        if index != 4 {
+            assert_eq!(rejected, 0, "window {index}: {close:?}");
+        }
+        match index {
+            1..=3 => assert!(accepted >= 36, "window {index}: {close:?}"),
+            5.. => assert_eq!(accepted, 18, "window {index}: {close:?}"),
+            _ => {}
+        }
     }
 }

@@ -332,10 +332,11 @@ local function gap()
   return p.ask_gap * idiv(win, eff(lim))
 end
 
-local function leave_line(prio, replica)
-  if prio == HIGH then return end
+local function leave_line(prio, replica, granted)
   local e = demand[replica]
-  if e ~= nil and e.ticket <= now then e.ticket = 0 end
+  if e == nil then return end
+  e[prio + 1] = max(e[prio + 1] - granted, 0)
+  if prio ~= HIGH and e.ticket <= now then e.ticket = 0 end
 end
 
 local function next_ask(prio, replica, till, why)
@@ -395,7 +396,7 @@ local function acquire(prio, n, max_wait, replica, d)
     grants[#grants + 1] = {best_i - 1, best.at, key.seq, probe}
   end
   if #grants == 0 then return 0, next_ask(prio, replica, wait_till or now, wait_why), wait_why, grants end
-  leave_line(prio, replica)
+  leave_line(prio, replica, #grants)
   if #grants < n and wait_till ~= nil then
     return 1, next_ask(prio, replica, wait_till, wait_why), wait_why, grants
   end

@@ -337,7 +337,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
         let until = demand::next_ask(g, now, ask, until, wait.1, p);
         return (Answer::Wait { until, why: wait.1 }, view(g, now, p));
     }
-    demand::leave_line(g, now, ask);
+    demand::leave_line(g, now, ask, grants.len() as i64);
     // Fewer slots than asked: the rest are not free before `wait.0`.
     let mut retry = 0;
     if (grants.len() as i64) < ask.n && wait.0 != i64::MAX {

@@ -62,8 +62,13 @@ pub fn replicas(state: &Arc<MemoryState>) -> Vec<Limiter> {
         .collect()
 }
 
-/// Runs the mix at `limit` per one-second window, Close's windows 370 ms out of step.
-pub async fn benchmark_mix(limit: u64, other: Option<OtherClient>) -> MixOutcome {
+/// Runs the mix at `limit` per one-second window, Close's windows 370 ms out of step; from
+/// window `lowered.0` on, Close's limit is `lowered.1`.
+pub async fn benchmark_mix(
+    limit: u64,
+    other: Option<OtherClient>,
+    lowered: Option<(u64, u64)>,
+) -> MixOutcome {
     let r = replicas(&Arc::new(MemoryState::new()));
     let window = Duration::from_secs(1);
     let start = Instant::now();
@@ -71,7 +76,10 @@ pub async fn benchmark_mix(limit: u64, other: Option<OtherClient>) -> MixOutcome
         limit,
         window,
         origin: start - Duration::from_millis(370),
-        twists: Twists::default(),
+        twists: Twists {
+            lowered,
+            ..Twists::default()
+        },
         counts: Mutex::new(BTreeMap::new()),
     });
     let lows = Arc::new(Mutex::new(limit * 10));

@@ -39,14 +39,16 @@ pub(super) fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
     total
 }
 
-/// The replica was served: once its turn has come, its place in the line is used. Served
-/// earlier (its observation carried the ask), it keeps its place, so that the line moves
-/// no faster than the turns it gives.
-pub(super) fn leave_line(g: &mut GroupState, now: i64, ask: &Ask) {
-    if ask.prio == HIGH {
+/// The replica was served: its calls that got a slot wait no more (else other replicas
+/// would keep yielding room to them until its next report). Once its turn has come, its
+/// place in the line is used; served earlier (its observation carried the ask), it keeps
+/// its place, so that the line moves no faster than the turns it gives.
+pub(super) fn leave_line(g: &mut GroupState, now: i64, ask: &Ask, granted: i64) {
+    let Some(d) = g.demand.get_mut(&ask.replica) else {
         return;
-    }
-    if let Some(d) = g.demand.get_mut(&ask.replica).filter(|d| d.ticket <= now) {
+    };
+    d.counts[ask.prio] = (d.counts[ask.prio] - granted).max(0);
+    if ask.prio != HIGH && d.ticket <= now {
         d.ticket = 0;
     }
 }

@@ -226,8 +226,12 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
     b.n = 1;
     let high = granted(acquire(&mut g, 400 * MS, &b, &p).0);
     assert_eq!(high.len(), 1);
-    // Replica b still reports a high call waiting: the last slot is not low's.
-    let (answer, _) = acquire(&mut g, 400 * MS, &ask(LOW, 1), &p);
+    // Served, its call waits no more (else the others yield room to it until b reports).
+    assert_eq!(g.demand["b"].counts, [0, 0, 0]);
+    // Replica b reports another high call waiting: the last slot is not low's.
+    b.n = 0;
+    acquire(&mut g, 410 * MS, &b, &p);
+    let (answer, _) = acquire(&mut g, 410 * MS, &ask(LOW, 1), &p);
     assert!(matches!(
         answer,
         Answer::Wait {
