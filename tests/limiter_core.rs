@@ -178,8 +178,9 @@ async fn reconciles_with_close_remaining() {
         .await;
     let snap = limiter.snapshot();
     let lead = snap.iter().find(|s| s.group == GROUP).expect("group");
-    // 10 - margin 2.
-    assert_eq!(lead.estimated_remaining, 8);
+    // 10 - margin 2, of which half: the other client, unknown before this window, books
+    // from the same room at the same moments, and its share is not known yet.
+    assert_eq!(lead.estimated_remaining, 4);
     let start = Instant::now();
     let mut in_window = 0;
     for _ in 0..20 {
@@ -192,7 +193,7 @@ async fn reconciles_with_close_remaining() {
         }
         drop(permit);
     }
-    assert_eq!(in_window, 8);
+    assert_eq!(in_window, 4);
 }
 
 #[tokio::test(start_paused = true)]

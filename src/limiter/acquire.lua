@@ -13,7 +13,7 @@
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
   'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist', 'tobs', 'fres',
-  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog'}
+  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog', 'nstr'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end
@@ -97,7 +97,7 @@ local function roll(b)
     b.hist, b.ph, b.pn = 0, 0, 0
   end
   b.nh, b.nn = 0, 0
-  if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs else b.pcmax, b.pnobs = 0, 0 end
+  if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs + b.nstr else b.pcmax, b.pnobs = 0, 0 end
   b.pbase = b.base
   b.ptobs = b.tobs
   b.fres = reserve(b)
@@ -108,6 +108,7 @@ local function roll(b)
   b.nobs = 0
   b.omax = 0
   b.tog = 0
+  b.nstr = 0
 end
 
 -- See room.rs: more urgent admissions a window is expected to have.
@@ -142,6 +143,11 @@ local function kept_until(b, stop, rem, prio, d_hi)
   return min(stop - idiv(free * b.win, before), last)
 end
 
+-- See learn.rs: others take room Close announced to us too, with no reserve kept for them.
+local function crowded(b)
+  return b.hist == 0 and b.omax >= 2
+end
+
 -- Returns slot {at, stop, rem, probe} or nil, till, why.
 local function candidate(b, prio, max_wait, d_hi)
   if b.pause > now then return nil, b.pause, 1 end
@@ -158,11 +164,13 @@ local function candidate(b, prio, max_wait, d_hi)
   if at >= stop then return nil, b['end'], 3 end
   local step = idiv(stop - at, rem)
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
+  local unsure = b.conf == 0 or b.hist == 0 or b.cmax > b.nobs
+  local ahead = horizon[max(prio, 1)] * step
+  if crowded(b) then ahead = step end
+  if prio == HIGH and unsure and at > now + ahead then return nil, at - ahead, 4 end
   if prio ~= HIGH then
-    local ahead = horizon[prio] * step
     local short = rem - 1 < keep(b, stop, prio, d_hi)
-    local shared = b.cmax > b.nobs
-    if at > now + ahead and (b.conf == 0 or short or shared) then return nil, at - ahead, 4 end
+    if at > now + ahead and (unsure or short) then return nil, at - ahead, 4 end
     local short_high = rem - 1 < keep(b, stop, 1, d_hi)
     if short_high and now < kept_last(b, stop) then
       return nil, kept_until(b, stop, rem, 1, d_hi), 4
@@ -441,7 +449,11 @@ end
 local function recap(b)
   local margin = idiv(b.lim * p.margin_pm, 1000)
   local others = max(b.cmax - b.nobs, 0)
-  b.cap = b.base + min(room_now(b, others), b.lim - margin - others)
+  local r = min(room_now(b, others) - b.nstr, b.lim - margin - others)
+  if crowded(b) then
+    r = min(r, b.nobs + idiv(max(b.lim - margin - b.cmax, 0), 2))
+  end
+  b.cap = b.base + r
 end
 
 -- See learn.rs: a late answer of the previous window.
@@ -471,6 +483,7 @@ local function reconcile(b)
       b.nobs = 0
       b.omax = 0
       b.tog = 0
+          b.nstr = 0
       b.cap = b.base + room(b)
     elseif e < b['end'] - half then
       if e >= b['end'] - b.win - half then previous(b) end
@@ -485,7 +498,11 @@ local function reconcile(b)
   if o.limit > 0 then limit = o.limit end
   b.cmax = max(b.cmax, limit - o.remaining)
   b.tobs = now
-  if o.seq > b.base and o.status ~= 429 then b.nobs = b.nobs + 1 end
+  if o.seq > b.base and o.status ~= 429 then
+    b.nobs = b.nobs + 1
+  elseif o.seq > b.pbase and o.status ~= 429 then
+    b.nstr = b.nstr + 1
+  end
   if b.cmax - b.nobs > b.omax then
     b.omax = b.cmax - b.nobs
     b.tog = now

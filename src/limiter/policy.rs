@@ -89,6 +89,9 @@ pub struct Bucket {
     /// others that stopped growing for a while stopped (see `room_now`).
     pub omax: i64,
     pub tog: i64,
+    /// Our calls admitted before this window began that Close counted in it: they took
+    /// room of this window outside `seq - base`.
+    pub nstr: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -234,7 +237,8 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.nh = 0;
     b.nn = 0;
     b.pcmax = if next { b.cmax } else { 0 };
-    b.pnobs = if next { b.nobs } else { 0 };
+    // Our straddlers were ours, not others, in the window Close counted them in.
+    b.pnobs = if next { b.nobs + b.nstr } else { 0 };
     b.pbase = b.base;
     b.ptobs = b.tobs;
     b.fres = reserve(b, p);
@@ -245,6 +249,7 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.nobs = 0;
     b.omax = 0;
     b.tog = 0;
+    b.nstr = 0;
 }
 
 /// The organization bucket's limit and window follow the keys' unless Close announced them.

@@ -138,6 +138,7 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
             b.nobs = 0;
             b.omax = 0;
             b.tog = 0;
+            b.nstr = 0;
             b.cap = b.base + room(b, p);
         } else if end < b.end - half {
             // A late answer: of the previous window, it still tells what others took in it.
@@ -161,6 +162,8 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     // this window outside `seq - base`, as others' calls do.
     if o.seq > b.base && o.status != 429 {
         b.nobs += 1;
+    } else if o.seq > b.pbase && o.status != 429 {
+        b.nstr += 1;
     }
     if b.cmax - b.nobs > b.omax {
         b.omax = b.cmax - b.nobs;
@@ -169,10 +172,26 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     recap(b, p);
 }
 
+/// In a window of which the previous one told nothing (a cold start, or after idleness),
+/// answers showed calls of others (two or more, beyond ours still on their way): they take
+/// room Close announced to us too (two groups of ours in one bucket, each with the whole
+/// limit), and no reserve is kept for them yet.
+pub(super) fn crowded(b: &Bucket) -> bool {
+    b.hist == 0 && b.omax >= 2
+}
+
 fn recap(b: &mut Bucket, p: &Params) {
     let margin = b.lim * p.margin_pm / 1000;
     let others = (b.cmax - b.nobs).max(0);
-    b.cap = b.base + room_now(b, others, p).min(b.lim - margin - others);
+    // Our straddlers count among others below (what Close counted beyond `nobs`), and take
+    // from our room above.
+    let mut room = (room_now(b, others, p) - b.nstr).min(b.lim - margin - others);
+    // Others book from what Close says is left at the same moments as we do: each keeps
+    // at most half of it (less one) outstanding.
+    if crowded(b) {
+        room = room.min(b.nobs + (b.lim - margin - b.cmax).max(0) / 2);
+    }
+    b.cap = b.base + room;
 }
 
 /// A late answer of the previous window completes what others are known to have taken in

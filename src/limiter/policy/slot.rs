@@ -2,6 +2,7 @@
 //! and when (`candidate`), and booking it (`commit`). See `docs/limiter.md`: pacing, booking
 //! ahead, room kept for `high`. Mirrored by `acquire.lua`.
 
+use super::learn::crowded;
 use super::room::{keep, kept_last, kept_until};
 use super::{Ask, Bucket, HIGH, LOW, NORMAL, Params, Why, roll, token};
 
@@ -53,15 +54,26 @@ pub(super) fn candidate(
         // they had two slots' time to take it.
         return Err(((now + 2 * step.max(1)).min(b.end), Why::Priority));
     }
+    // Beyond the next few slots nobody books while the room may be shared with calls not
+    // known yet: before the window's first answer told what others take in it, in a window
+    // the previous one told nothing of (a cold start: a group that Close counts with
+    // another must not book the whole window on a guess), and while this window's answers
+    // show calls of others. A cap lowered by later answers then stops grants before they
+    // are made, instead of leaving slots already granted to meet 429s.
+    let unsure = b.conf == 0 || b.hist == 0 || b.cmax > b.nobs;
+    let ahead = if crowded(b) {
+        step
+    } else {
+        p.horizon[ask.prio.max(NORMAL)] * step
+    };
+    if ask.prio == HIGH && unsure && at > now + ahead {
+        return Err((at - ahead, Why::Pacing));
+    }
     if ask.prio != HIGH {
-        // The next few slots are always open; beyond them, only room that more urgent calls
-        // are not expected to need before the window ends, and not before the window's
-        // first answer told what others took: a group that Close counts with another must
-        // not book the whole window on a guess.
-        let ahead = p.horizon[ask.prio] * step;
+        // Beyond them, `normal` and `low` book only room that more urgent calls are not
+        // expected to need before the window ends.
         let short = rem - 1 < keep(b, now, stop, ask.prio, d_hi, p);
-        let shared = b.cmax > b.nobs;
-        if at > now + ahead && (b.conf == 0 || short || shared) {
+        if at > now + ahead && (unsure || short) {
             return Err((at - ahead, Why::Pacing));
         }
         // The room `high` calls are expected to need stays theirs as long as they may come,
