@@ -62,6 +62,14 @@ pub fn phase_table(
         out,
         "  (rate: accepted ÷ limit per full window while the burst drains; waits: call latency at the caller, ms)"
     );
+    let _ = writeln!(out, "  accepted per full window while the burst drains:");
+    for b in &f.buckets {
+        let counts = b.rate.as_ref().map_or(String::from("-"), |r| {
+            let counts: Vec<String> = r.accepted.iter().map(u64::to_string).collect();
+            counts.join(" ")
+        });
+        let _ = writeln!(out, "    {:<34} {counts}", b.label);
+    }
     if f.buckets.iter().any(|b| !b.queue_waits.is_empty()) {
         let _ = writeln!(
             out,
@@ -88,7 +96,7 @@ pub fn phase_table(
 }
 
 fn bucket_row(b: &BucketFigures) -> String {
-    let rate = match b.rate {
+    let rate = match &b.rate {
         Some(r) => format!("{:.2}/{:.2}", r.min, r.mean),
         None => "-".to_owned(),
     };

@@ -33,12 +33,15 @@ pub fn full_windows(start: f64, end: f64) -> Range<u64> {
 }
 
 /// Accepted ÷ limit over a set of windows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RateSummary {
     pub min: f64,
     pub mean: f64,
     /// Windows counted.
     pub windows: usize,
+    /// Calls accepted in each full window, every client's (a window without a limit to
+    /// compare with included).
+    pub accepted: Vec<u64>,
 }
 
 /// Accepted ÷ limit in each of `windows` for which `limit_at` gives a limit (a window
@@ -49,12 +52,14 @@ pub fn rate_summary(
     limit_at: impl Fn(u64) -> Option<f64>,
 ) -> Option<RateSummary> {
     let mut ratios = Vec::new();
+    let mut counts = Vec::new();
     for s in windows {
+        let got = accepted.get(&s).copied().unwrap_or(0);
+        counts.push(got);
         let Some(limit) = limit_at(s).filter(|l| *l > 0.0) else {
             continue;
         };
-        let got = accepted.get(&s).copied().unwrap_or(0) as f64;
-        ratios.push(got / limit);
+        ratios.push(got as f64 / limit);
     }
     if ratios.is_empty() {
         return None;
@@ -65,6 +70,7 @@ pub fn rate_summary(
         min,
         mean,
         windows: ratios.len(),
+        accepted: counts,
     })
 }
 

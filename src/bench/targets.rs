@@ -106,7 +106,7 @@ pub fn evaluate(scenario: &Scenario, f: &PhaseFigures) -> Vec<Verdict> {
         Some(errors == 0),
     );
     if name != "hidden-limits" {
-        let rate = worst(&f.buckets, |b| b.rate.map(|r| r.min), f64::min);
+        let rate = worst(&f.buckets, |b| b.rate.as_ref().map(|r| r.min), f64::min);
         push(
             "rate >= 95% of limit in every full backlog window",
             rate.map_or("no full window".to_owned(), |(b, v)| {

@@ -118,8 +118,9 @@ fn full_windows_of_the_backlog_against_the_limit() {
     let b = &f.buckets[0];
     assert_eq!(b.calls, 102);
     // Windows 3 and 4 are the full ones inside [2.5, 5.4].
-    let rate = b.rate.unwrap();
+    let rate = b.rate.clone().unwrap();
     assert_eq!((rate.windows, rate.min), (2, 0.95));
+    assert_eq!(rate.accepted, [40, 38]);
     assert!((rate.mean - 0.975).abs() < 1e-9);
     assert_eq!(b.throttled, 1);
     assert!((b.drain.unwrap() - 2.9).abs() < 1e-6);
@@ -165,7 +166,7 @@ fn a_lowered_limit_leaves_its_window_and_the_next_out() {
     let f = compute(&s, &p);
     let b = &f.buckets[0];
     // Windows 3 (at 40), 6 and 7 (at 20) count; 4 and 5 do not.
-    let rate = b.rate.unwrap();
+    let rate = b.rate.clone().unwrap();
     assert_eq!((rate.windows, rate.min), (3, 0.95));
     assert_eq!(f.event_window, Some(4));
     let around = b.around.unwrap();
