@@ -145,7 +145,7 @@ end
 
 -- See learn.rs: others take room Close announced to us too, with no reserve kept for them.
 local function crowded(b)
-  return b.hist == 0 and b.omax >= 2
+  return (b.hist == 0 or b.fres > 0) and b.omax - b.nstr >= b.fres + 2
 end
 
 -- Returns slot {at, stop, rem, probe} or nil, till, why.
@@ -157,14 +157,17 @@ local function candidate(b, prio, max_wait, d_hi)
   end
   roll(b)
   local rem = b.cap - b.seq
-  if rem <= 0 then return nil, b['end'], 3 end
+  if rem <= 0 then
+    if crowded(b) then return nil, min(now + token(b), b['end']), 3 end
+    return nil, b['end'], 3
+  end
   local guard = min(max(b.rtt, p.guard_min), idiv(b.win, 4))
   local stop = b['end'] - guard
   local at = max(now, b['n' .. prio])
   if at >= stop then return nil, b['end'], 3 end
   local step = idiv(stop - at, rem)
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
-  local unsure = b.conf == 0 or b.hist == 0 or b.cmax > b.nobs
+  local unsure = b.conf == 0 or b.hist == 0 or b.fres > 0 or b.cmax > b.nobs
   local ahead = horizon[max(prio, 1)] * step
   if crowded(b) then ahead = step end
   if prio == HIGH and unsure and at > now + ahead then return nil, at - ahead, 4 end
@@ -451,7 +454,16 @@ local function recap(b)
   local others = max(b.cmax - b.nobs, 0)
   local r = min(room_now(b, others) - b.nstr, b.lim - margin - others)
   if crowded(b) then
-    r = min(r, b.nobs + idiv(max(b.lim - margin - b.cmax, 0), 2))
+    local left = b.lim - margin - b.cmax
+    local theirs = 0
+    local start = b['end'] - b.win
+    local gap = idiv(max(b.tog - start, 0), max(b.omax, 1))
+    if b.fres > 0 and b.tobs - b.tog <= 2 * gap then
+      local gone = max(min(max(b.tobs - start, idiv(b.win, 8)), b.win), 1)
+      local ahead = min(max(b['end'] - b.tobs, 0), b.win)
+      theirs = idiv(min(b.omax, 100000) * ahead + gone - 1, gone)
+    end
+    r = min(r, b.nobs + max(min(idiv(left, 2), left - theirs), 0))
   end
   b.cap = b.base + r
 end

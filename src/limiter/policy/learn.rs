@@ -177,7 +177,7 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
 /// room Close announced to us too (two groups of ours in one bucket, each with the whole
 /// limit), and no reserve is kept for them yet.
 pub(super) fn crowded(b: &Bucket) -> bool {
-    b.hist == 0 && b.omax >= 2
+    (b.hist == 0 || b.fres > 0) && b.omax - b.nstr >= b.fres + 2
 }
 
 fn recap(b: &mut Bucket, p: &Params) {
@@ -189,7 +189,20 @@ fn recap(b: &mut Bucket, p: &Params) {
     // Others book from what Close says is left at the same moments as we do: each keeps
     // at most half of it (less one) outstanding.
     if crowded(b) {
-        room = room.min(b.nobs + (b.lim - margin - b.cmax).max(0) / 2);
+        let left = b.lim - margin - b.cmax;
+        // What others will take before the end at the pace they had so far in this window
+        // (a client outside the gateway does not halve), unless they took nothing for
+        // twice that pace.
+        let start = b.end - b.win;
+        let gone = (b.tobs - start).clamp(b.win / 8, b.win).max(1);
+        let ahead = (b.end - b.tobs).clamp(0, b.win);
+        let gap = (b.tog - start).max(0) / b.omax.max(1);
+        let theirs = if b.fres > 0 && b.tobs - b.tog <= 2 * gap {
+            (b.omax.min(100_000) * ahead + gone - 1) / gone
+        } else {
+            0
+        };
+        room = room.min(b.nobs + (left / 2).min(left - theirs).max(0));
     }
     b.cap = b.base + room;
 }

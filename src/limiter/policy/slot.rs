@@ -38,7 +38,12 @@ pub(super) fn candidate(
     roll(b, now, p);
     let rem = b.cap - b.seq;
     if rem <= 0 {
-        return Err((b.end, Why::Full));
+        let until = if crowded(b) {
+            (now + token(b, p)).min(b.end)
+        } else {
+            b.end
+        };
+        return Err((until, Why::Full));
     }
     // A round trip longer than a quarter window is an outlier (or a permit held before
     // sending), not a reason to stop using the window.
@@ -60,7 +65,7 @@ pub(super) fn candidate(
     // another must not book the whole window on a guess), and while this window's answers
     // show calls of others. A cap lowered by later answers then stops grants before they
     // are made, instead of leaving slots already granted to meet 429s.
-    let unsure = b.conf == 0 || b.hist == 0 || b.cmax > b.nobs;
+    let unsure = b.conf == 0 || b.hist == 0 || b.fres > 0 || b.cmax > b.nobs;
     let ahead = if crowded(b) {
         step
     } else {

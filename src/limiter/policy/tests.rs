@@ -493,3 +493,46 @@ fn a_straddling_call_comes_out_of_our_room_beside_others() {
     // One more than the window allows us is booked already: the cap is one below it.
     assert_eq!(g.keys[0].cap - g.keys[0].seq, -1);
 }
+
+/// Others that take more than the room kept for them (a client of the key that appeared
+/// late in the previous window) make a window crowded too: besides keeping half of what is
+/// left, we leave what they will take before the end at the pace they had so far, and look
+/// again a token interval later rather than at the window's end, as answers free room.
+/// Once they took nothing for twice that pace, only the half is kept.
+#[test]
+fn others_beyond_their_reserve_keep_their_pace_until_they_stop() {
+    let p = params();
+    let mut g = learned(40, S);
+    seen_before(&mut g);
+    let ours = granted(acquire(&mut g, S, &ask(HIGH, 2), &p).0);
+    assert_eq!(ours.len(), 2);
+    // The previous window showed two calls of others.
+    g.keys[0].fres = 2;
+    // 100 ms in, Close counted 7: our first and six of others, four beyond their reserve.
+    // Left 33, of which half is 16; at their pace (six per 125 ms at least) they take
+    // more than that before the end: nothing more for us.
+    let view = observe(
+        &mut g,
+        S + 100 * MS,
+        &header(&ours[0], 40, 33, S - 100 * MS),
+        &p,
+    );
+    assert_eq!(view.remaining, 0);
+    let token = S / 40;
+    let (answer, _) = acquire(&mut g, S + 100 * MS, &ask(LOW, 1), &p);
+    assert_eq!(
+        answer,
+        Answer::Wait {
+            until: S + 100 * MS + token,
+            why: Why::Full
+        }
+    );
+    // 600 ms in, our second call: they took nothing more. Left 32, half is ours.
+    let view = observe(
+        &mut g,
+        S + 600 * MS,
+        &header(&ours[1], 40, 32, S - 600 * MS),
+        &p,
+    );
+    assert_eq!(view.remaining, 16);
+}
