@@ -49,6 +49,8 @@ pub struct BucketFigures {
     pub token_ms: f64,
     /// Our 429s around the scenario's event (limit change, other client), if it has one here.
     pub around: Option<AroundEvent>,
+    /// Windows in which this phase's clients got 429s, and how many.
+    pub throttled_windows: Vec<(u64, u64)>,
 }
 
 impl BucketFigures {
@@ -249,6 +251,11 @@ pub fn compute(scenario: &Scenario, phase: &Phase) -> PhaseFigures {
             errors: errors(&records),
             token_ms: WINDOW.as_secs_f64() * 1000.0 / lowest.max(1.0),
             around,
+            throttled_windows: throttled
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, n)| (*s, *n))
+                .collect(),
         });
     }
     // Scripts are never run by scripts: their executions are what the replicas sent.

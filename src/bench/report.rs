@@ -70,6 +70,22 @@ pub fn phase_table(
         });
         let _ = writeln!(out, "    {:<34} {counts}", b.label);
     }
+    let throttled: Vec<String> = f
+        .buckets
+        .iter()
+        .filter(|b| !b.throttled_windows.is_empty())
+        .map(|b| {
+            let windows: Vec<String> = b
+                .throttled_windows
+                .iter()
+                .map(|(s, n)| format!("{n} in window {s}"))
+                .collect();
+            format!("{} {}", b.bucket, windows.join(", "))
+        })
+        .collect();
+    if !throttled.is_empty() && f.mode == Mode::Gateway {
+        let _ = writeln!(out, "  429s: {}", throttled.join("; "));
+    }
     if f.buckets.iter().any(|b| !b.queue_waits.is_empty()) {
         let _ = writeln!(
             out,
