@@ -388,7 +388,7 @@ async fn run_burst(redis: (&str, &str), nodes: &[String], writes: Writes) {
 /// but what the limiter script runs inside Redis (counted under its own names, read from
 /// the script) and this test's own `INFO`s. The replicas use Redis only for the limiter.
 async fn sent_commands(nodes: &[String]) -> u64 {
-    let script = include_str!("../src/limiter/acquire.lua");
+    let script = close_gateway::limiter::SCRIPT;
     let mut inside: BTreeSet<String> = BTreeSet::from(["info".to_owned()]);
     for call in script.split("redis.call('").skip(1) {
         let name = call.split('\'').next().unwrap_or_default();

@@ -2,7 +2,7 @@
 //!
 //! Each upstream call asks [`Limiter::acquire`] for room in its endpoint group and reports
 //! Close's answer with [`Limiter::observe`]. The rules live in [`policy`] (pure, injected
-//! clock); the state lives in Redis (one Lua script per backend call, see `acquire.lua`) or in
+//! clock); the state lives in Redis (one Lua script per backend call, see `lua/`) or in
 //! process ([`MemoryState`]); [`dispatch`] runs one local line per group. Design, keys and
 //! failure behaviour: `docs/limiter.md`.
 
@@ -28,6 +28,7 @@ use crate::close::ratelimit::RateLimitInfo;
 pub use config::LimiterConfig;
 pub use groups::{GroupDef, GroupFileError, GroupTable};
 pub use local::MemoryState;
+pub use redis::SCRIPT;
 
 use backend::{Backend, BucketRef, Origin};
 use dispatch::Group;

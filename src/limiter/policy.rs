@@ -1,8 +1,8 @@
 //! The scheduling rules, pure: a group's shared state and the time in, a decision out.
 //!
-//! `acquire.lua` is a line-by-line translation of this file and of `policy/` (same names,
-//! same integer arithmetic in microseconds); `script_tests.rs` runs both on the same steps.
-//! Any change here must be made there too. The algorithm is explained in `docs/limiter.md`.
+//! The Lua script (`lua/*.lua`) is a line-by-line translation of this file and of `policy/`
+//! (same names, same integer arithmetic in microseconds); `script_tests.rs` runs both on the
+//! same steps. Any change here must be made there too. The algorithm is explained in `docs/limiter.md`.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
-//! The Redis backend: one EVALSHA of `acquire.lua` per backend call, on a single Redis or a
-//! Redis Cluster, every call bounded by a timeout.
+//! The Redis backend: one EVALSHA of the limiter script (`lua/*.lua`, `SCRIPT`) per backend
+//! call, on a single Redis or a Redis Cluster, every call bounded by a timeout.
 //!
 //! When a call fails or times out, the group is served for `redis_retry` from a local
 //! fallback state that grants 1/`fallback_replicas` of the limit last learned (Doorman's
@@ -21,6 +21,15 @@ use super::backend::{BucketRef, Origin};
 use super::config::LimiterConfig;
 use super::local::MemoryState;
 use super::policy::{Answer, Ask, Grant, Obs, View, Why};
+
+/// The limiter's Lua script, kept in four files by concern (see `lua/state.lua`) and run as
+/// one.
+pub const SCRIPT: &str = concat!(
+    include_str!("lua/state.lua"),
+    include_str!("lua/slot.lua"),
+    include_str!("lua/shared.lua"),
+    include_str!("lua/observe.lua"),
+);
 
 const VIEW_AT: usize = 4;
 const VIEW_LEN: usize = 11;
@@ -84,7 +93,7 @@ impl RedisBackend {
     fn with(conn: Conn, config: &LimiterConfig) -> RedisBackend {
         RedisBackend {
             conn,
-            script: Script::new(include_str!("acquire.lua")),
+            script: Script::new(SCRIPT),
             timeout: config.redis_timeout,
             retry: config.redis_retry,
             share: config.fallback_replicas.clamp(1, 1000) as i64,

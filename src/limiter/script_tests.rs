@@ -1,6 +1,6 @@
-//! `acquire.lua` against a real Redis: the script and `policy.rs` must take the same
-//! decisions on the same steps. The script's clock is given per call so that both run on the
-//! same instants.
+//! The limiter script (`lua/*.lua`) against a real Redis: the script and `policy.rs` must
+//! take the same decisions on the same steps. The script's clock is given per call so that
+//! both run on the same instants.
 
 use std::collections::HashSet;
 use std::net::TcpListener;

@@ -2,7 +2,7 @@
 //! each replica is told a different time to ask again, `ask_gap` token intervals after the
 //! previous one, so that one script call books the slots of every call that arrived
 //! meanwhile, instead of every replica asking per call, or all at the same instant and all
-//! but one in vain. Mirrored by `acquire.lua`.
+//! but one in vain. Mirrored by `lua/shared.lua`.
 
 use super::{Ask, GroupState, HIGH, Params, Why, eff};
 

@@ -1,5 +1,5 @@
 //! The learning half of the policy: what Close answered to one call updates the limit, the
-//! window and the room left (see `docs/limiter.md`). Mirrored by `acquire.lua`.
+//! window and the room left (see `docs/limiter.md`). Mirrored by `lua/observe.lua`.
 
 use super::{
     Answer, Ask, Bucket, GroupState, Obs, Params, View, acquire, forget_expired, reserve, roll,

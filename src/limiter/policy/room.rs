@@ -1,6 +1,6 @@
 //! The room a window offers a booking: kept for others that Close counts in the same
 //! bucket (`reserve`, `room`), and kept for more urgent calls (`keep`). See
-//! `docs/limiter.md`. Mirrored by `acquire.lua`.
+//! `docs/limiter.md`. Mirrored by `lua/slot.lua`.
 
 use super::{Bucket, LOW, Params, eff, token};
 

@@ -1,6 +1,6 @@
 //! One slot of a bucket for one ask: whether the window has room for it at this priority,
 //! and when (`candidate`), and booking it (`commit`). See `docs/limiter.md`: pacing, booking
-//! ahead, room kept for `high`. Mirrored by `acquire.lua`.
+//! ahead, room kept for `high`. Mirrored by `lua/slot.lua`.
 
 use super::learn::crowded;
 use super::room::{keep, kept_last, kept_until};

@@ -1,5 +1,7 @@
 use super::*;
 
+mod others;
+
 const S: i64 = 1_000_000;
 const MS: i64 = 1_000;
 
@@ -378,53 +380,6 @@ fn replicas_waiting_for_the_same_room_are_told_to_ask_one_after_another() {
     assert_eq!(alone, first);
 }
 
-#[test]
-fn the_next_window_leaves_what_others_in_the_bucket_took_in_the_last() {
-    let p = params();
-    // Limit 40 per second; the window ends at S. Another group of ours, counted by Close
-    // in the same bucket, sends one call after each of ours.
-    let mut g = learned(40, S);
-    seen_before(&mut g);
-    let ours = granted(acquire(&mut g, 0, &ask(HIGH, 19), &p).0);
-    for (j, grant) in ours.iter().enumerate() {
-        let count = 3 + 2 * j as i64;
-        let at = 10 * MS + 50 * MS * j as i64;
-        observe(&mut g, at, &header(grant, 40, 40 - count, S - at), &p);
-    }
-    // One more of ours is still unanswered when window 1 ends.
-    let late = granted(acquire(&mut g, 960 * MS, &ask(HIGH, 1), &p).0)[0];
-    // Window 2: others took the 19 we saw, and at their pace over the 90 ms after our last
-    // answer, another (all that was left of the room): 20 are for us.
-    assert_eq!(granted(acquire(&mut g, S, &ask(HIGH, 100), &p).0).len(), 20);
-    // The late answer: Close counted 40, 21 of them ours. Others took 19: one more for us.
-    let view = observe(&mut g, S + MS, &header(&late, 40, 0, MS), &p);
-    assert_eq!(view.remaining, 1);
-    // A call answered 429 is not among the calls Close counted.
-    let mut g = learned(40, S);
-    let call = granted(acquire(&mut g, MS, &ask(HIGH, 1), &p).0)[0];
-    let mut throttled = header(&call, 40, 0, S - 2 * MS);
-    throttled.status = 429;
-    observe(&mut g, 2 * MS, &throttled, &p);
-    assert_eq!((g.keys[0].cmax, g.keys[0].nobs), (40, 1));
-}
-
-/// A call admitted just before our window rolled may reach Close after Close's did: Close
-/// counts it in the new window, outside that window's admissions, so it leaves that much
-/// less room there, as a call of others would.
-#[test]
-fn a_call_that_straddled_into_the_next_window_takes_room_of_it() {
-    let p = params();
-    let mut g = learned(10, S);
-    seen_before(&mut g);
-    let grants = granted(acquire(&mut g, 0, &ask(HIGH, 9), &p).0);
-    assert_eq!(grants.len(), 9);
-    // Close's window ended at S; the last call got there just after and was counted first
-    // in the next one.
-    let last = grants[8];
-    let view = observe(&mut g, S + MS, &header(&last, 10, 9, S - MS), &p);
-    assert_eq!(view.remaining, 9);
-}
-
 /// A `high` call served by a slot booked for `low` is still a `high` admission: the next
 /// window keeps room for as many `high` calls.
 #[test]
@@ -443,96 +398,4 @@ fn a_high_call_on_a_low_slot_counts_among_the_high_admissions() {
     // The next window remembers it.
     acquire(&mut g, S + MS, &ask(LOW, 1), &p);
     assert_eq!((g.keys[0].ph, g.keys[0].nh), (1, 0));
-}
-
-/// In a group's first window, answers showing calls of others (a group of ours that Close
-/// counts in the same bucket, which also started with the whole limit) leave us at most
-/// half of what Close says is left, booked no more than a token interval ahead: two
-/// groups doing so never overbook the window. With a window seen before, the room kept
-/// for others does that job instead.
-#[test]
-fn a_first_window_shared_with_others_leaves_us_half_of_what_is_left() {
-    let p = params();
-    for seen in [false, true] {
-        let mut g = learned(40, S);
-        if seen {
-            seen_before(&mut g);
-        }
-        let call = granted(acquire(&mut g, 10 * MS, &ask(HIGH, 1), &p).0)[0];
-        // Close counted 6: our 2 and 4 of others. 34 left (margin 0 of 40).
-        let view = observe(&mut g, 20 * MS, &header(&call, 40, 34, S - 20 * MS), &p);
-        let grants = granted(acquire(&mut g, 20 * MS, &ask(HIGH, 100), &p).0);
-        if seen {
-            assert_eq!(view.remaining, 34);
-            assert!(grants.len() > 2, "{grants:?}");
-            continue;
-        }
-        assert_eq!(view.remaining, 17);
-        assert!(grants.len() <= 2, "{grants:?}");
-    }
-}
-
-/// Our call that straddled into the next window took room of it: where room is kept for
-/// others, it comes out of ours (else the window is overbooked by one per straddler).
-#[test]
-fn a_straddling_call_comes_out_of_our_room_beside_others() {
-    let p = params();
-    let mut g = learned(40, S);
-    seen_before(&mut g);
-    // Window 1: another group of ours sends one call after each of ours, as above.
-    let ours = granted(acquire(&mut g, 0, &ask(HIGH, 19), &p).0);
-    for (j, grant) in ours.iter().enumerate() {
-        let count = 3 + 2 * j as i64;
-        let at = 10 * MS + 50 * MS * j as i64;
-        observe(&mut g, at, &header(grant, 40, 40 - count, S - at), &p);
-    }
-    let late = granted(acquire(&mut g, 960 * MS, &ask(HIGH, 1), &p).0)[0];
-    // Window 2: 20 for us, all booked; the late call was counted first in it.
-    assert_eq!(granted(acquire(&mut g, S, &ask(HIGH, 100), &p).0).len(), 20);
-    observe(&mut g, S + 2 * MS, &header(&late, 40, 39, S - 2 * MS), &p);
-    // One more than the window allows us is booked already: the cap is one below it.
-    assert_eq!(g.keys[0].cap - g.keys[0].seq, -1);
-}
-
-/// Others that take more than the room kept for them (a client of the key that appeared
-/// late in the previous window) make a window crowded too: besides keeping half of what is
-/// left, we leave what they will take before the end at the pace they had so far, and look
-/// again a token interval later rather than at the window's end, as answers free room.
-/// Once they took nothing for twice that pace, only the half is kept.
-#[test]
-fn others_beyond_their_reserve_keep_their_pace_until_they_stop() {
-    let p = params();
-    let mut g = learned(40, S);
-    seen_before(&mut g);
-    let ours = granted(acquire(&mut g, S, &ask(HIGH, 2), &p).0);
-    assert_eq!(ours.len(), 2);
-    // The previous window showed two calls of others.
-    g.keys[0].fres = 2;
-    // 100 ms in, Close counted 7: our first and six of others, four beyond their reserve.
-    // Left 33, of which half is 16; at their pace (six per 125 ms at least) they take
-    // more than that before the end: nothing more for us.
-    let view = observe(
-        &mut g,
-        S + 100 * MS,
-        &header(&ours[0], 40, 33, S - 100 * MS),
-        &p,
-    );
-    assert_eq!(view.remaining, 0);
-    let token = S / 40;
-    let (answer, _) = acquire(&mut g, S + 100 * MS, &ask(LOW, 1), &p);
-    assert_eq!(
-        answer,
-        Answer::Wait {
-            until: S + 100 * MS + token,
-            why: Why::Full
-        }
-    );
-    // 600 ms in, our second call: they took nothing more. Left 32, half is ours.
-    let view = observe(
-        &mut g,
-        S + 600 * MS,
-        &header(&ours[1], 40, 32, S - 600 * MS),
-        &p,
-    );
-    assert_eq!(view.remaining, 16);
 }

@@ -1,0 +1,176 @@
+-- Part 4 of the limiter script (see state.lua): learning, reconciliation, the operation.
+
+-- Observe: what Close answered to one call.
+local o = {}
+local onames = {'key', 'seq', 'probe', 'status', 'limit', 'remaining', 'reset', 'window',
+  'retry_after', 'org_typed', 'rtt', 'borrowed'}
+
+local function learn(b)
+  local was_learned = b.lsrc == 2
+  if not was_learned or b.lim ~= o.limit then b.lat = now end
+  b.lim = o.limit
+  b.lsrc = 2
+  b.lexp = now + p.learned_ttl
+  if o.window > 0 then
+    b.win = o.window
+    return
+  end
+  if o.reset > 0 then
+    local secs = idiv(o.reset + 999999, 1000000) * 1000000
+    if was_learned then b.win = max(b.win, secs) else b.win = secs end
+    return
+  end
+  if b.win == 0 then b.win = p.default_window end
+end
+
+-- See room.rs: the room kept for others shrinks once they take nothing more.
+local function room_now(b, others)
+  if b.fres == 0 or b.win <= 0 then return room(b) end
+  local pace = idiv(b.win, b.fres)
+  if others > 0 and b.tobs - b.tog <= 6 * pace then return room(b) end
+  local full = eff(b.lim)
+  local left = min(max(b['end'] - b.tobs, 0), b.win)
+  local rest = idiv(min(b.fres, 100000) * left + b.win - 1, b.win)
+  local kept = min(b.fres, others + rest)
+  return max(max(full - kept, idiv(full, 8)), 1)
+end
+
+local function recap(b)
+  local margin = idiv(b.lim * p.margin_pm, 1000)
+  local others = max(b.cmax - b.nobs, 0)
+  local r = min(room_now(b, others) - b.nstr, b.lim - margin - others)
+  if crowded(b) then
+    local left = b.lim - margin - b.cmax
+    local theirs = 0
+    local start = b['end'] - b.win
+    local gap = idiv(max(b.tog - start, 0), max(b.omax, 1))
+    if b.fres > 0 and b.tobs - b.tog <= 2 * gap then
+      local gone = max(min(max(b.tobs - start, idiv(b.win, 8)), b.win), 1)
+      local ahead = min(max(b['end'] - b.tobs, 0), b.win)
+      theirs = idiv(min(b.omax, 100000) * ahead + gone - 1, gone)
+    end
+    r = min(r, b.nobs + max(min(idiv(left, 2), left - theirs), 0))
+  end
+  b.cap = b.base + r
+end
+
+-- See learn.rs: a late answer of the previous window.
+local function previous(b)
+  if o.remaining < 0 or b.hist == 0 then return end
+  local limit = b.lim
+  if o.limit > 0 then limit = o.limit end
+  b.pcmax = max(b.pcmax, limit - o.remaining)
+  b.ptobs = b['end'] - b.win
+  if o.seq > b.pbase and o.seq <= b.base and o.status ~= 429 then b.pnobs = b.pnobs + 1 end
+  b.fres = reserve(b)
+  recap(b)
+end
+
+-- See policy.rs: others <= cmax - nobs.
+local function reconcile(b)
+  if b.lim == 0 then return end
+  if b['end'] ~= 0 or o.reset < 0 then roll(b) end
+  if o.reset >= 0 then
+    local e = now + o.reset
+    local half = idiv(b.win, 2)
+    if b['end'] == 0 or e > b['end'] + half then
+      b['end'] = e
+      b.conf = 1
+      b.base = o.seq - 1
+      b.cmax = 0
+      b.nobs = 0
+      b.omax = 0
+      b.tog = 0
+          b.nstr = 0
+      b.cap = b.base + room(b)
+    elseif e < b['end'] - half then
+      if e >= b['end'] - b.win - half then previous(b) end
+      return
+    elseif b.conf == 0 or e < b['end'] then
+      b['end'] = e
+      b.conf = 1
+    end
+  end
+  if o.remaining < 0 then return end
+  local limit = b.lim
+  if o.limit > 0 then limit = o.limit end
+  b.cmax = max(b.cmax, limit - o.remaining)
+  b.tobs = now
+  if o.seq > b.base and o.status ~= 429 then
+    b.nobs = b.nobs + 1
+  elseif o.seq > b.pbase and o.status ~= 429 then
+    b.nstr = b.nstr + 1
+  end
+  if b.cmax - b.nobs > b.omax then
+    b.omax = b.cmax - b.nobs
+    b.tog = now
+  end
+  recap(b)
+end
+
+local function observe(replica, d)
+  update_demand(replica, d)
+  local key = keys[o.key + 1]
+  if key == nil then return end
+  if o.probe == 1 then key.probe = 0 end
+  if o.rtt >= 0 then
+    if o.rtt > key.rtt then key.rtt = o.rtt else key.rtt = key.rtt - idiv(key.rtt - o.rtt, 8) end
+  end
+  local org_typed = o.org_typed == 1
+  if o.limit > 0 and not org_typed then
+    learn(key)
+  elseif key.lim == 0 and o.status ~= 0 and o.remaining < 0 and o.reset < 0 then
+    key.lim = p.default_limit
+    key.win = p.default_window
+    key.lsrc = 1
+  end
+  if o.status == 429 then key.n429 = key.n429 + 1 end
+  sync_org()
+  local target = key
+  if org ~= nil and org_typed then
+    if o.limit > 0 then
+      org.lsrc = 2
+      org.lim = o.limit
+      if o.window > 0 then org.win = o.window end
+    end
+    target = org
+  end
+  reconcile(target)
+  if o.status == 429 then
+    local wait
+    if o.reset > 0 then wait = o.reset elseif o.retry_after > 0 then wait = o.retry_after else wait = p.default_pause end
+    target.pause = max(target.pause, now + wait)
+    target.cap = min(target.cap, target.seq)
+    target['end'] = target.pause
+    if o.reset > 0 then target.conf = 1 else target.conf = 0 end
+  end
+  if o.borrowed == 1 then
+    roll(key)
+    key.nh = key.nh + 1
+  end
+end
+
+local function demand_args(at)
+  return {tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])}
+end
+
+if ARGV[1] == 'acquire' then
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]),
+    tonumber(ARGV[A + 3]), ARGV[A + 4], demand_args(A + 5))
+  save_all()
+  return reply(kind, till, why, grants)
+end
+
+-- observe, then (when n > 0) acquire for the same replica in the same round trip
+for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
+local replica, d = ARGV[A + 13], demand_args(A + 14)
+observe(replica, d)
+local n = tonumber(ARGV[A + 18])
+if n > 0 then
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 17]), n, tonumber(ARGV[A + 19]),
+    replica, d)
+  save_all()
+  return reply(kind, till, why, grants)
+end
+save_all()
+return reply(2, 0, 0, {})
