@@ -29,9 +29,10 @@ local function room_now(b, others)
   local pace = idiv(b.win, b.fres)
   if others > 0 and b.tobs - b.tog <= 6 * pace then return room(b) end
   local full = eff(b.lim)
+  if others > 0 then return max(max(full - min(b.fres, others), idiv(full, 8)), 1) end
   local left = min(max(b['end'] - b.tobs, 0), b.win)
   local rest = idiv(min(b.fres, 100000) * left + b.win - 1, b.win)
-  local kept = min(b.fres, others + rest)
+  local kept = min(b.fres, rest)
   return max(max(full - kept, idiv(full, 8)), 1)
 end
 

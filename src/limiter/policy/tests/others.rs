@@ -141,3 +141,39 @@ fn others_beyond_their_reserve_keep_their_pace_until_they_stop() {
     );
     assert_eq!(view.remaining, 16);
 }
+
+/// Others that stopped taking more for six times their pace (a group of ours whose backlog
+/// ran out) keep only what they took: the rest of their share is ours for the rest of the
+/// window.
+#[test]
+fn others_that_stopped_keep_only_what_they_took() {
+    let p = params();
+    let mut g = learned(40, S);
+    seen_before(&mut g);
+    let ours = granted(acquire(&mut g, S, &ask(HIGH, 3), &p).0);
+    // The previous window: others took 20 (a pace of one per 50 ms).
+    g.keys[0].fres = 20;
+    // 100 ms in, Close counted 6: our first and five of others.
+    observe(
+        &mut g,
+        S + 100 * MS,
+        &header(&ours[0], 40, 34, S - 100 * MS),
+        &p,
+    );
+    // 200 ms in, they still grow: seven of theirs. The 20 stay kept for them.
+    let view = observe(
+        &mut g,
+        S + 200 * MS,
+        &header(&ours[1], 40, 31, S - 200 * MS),
+        &p,
+    );
+    assert_eq!(view.remaining, 40 - 20 - 3);
+    // 600 ms in, nothing more of theirs for 400 ms: they took 7, the other 13 are ours.
+    let view = observe(
+        &mut g,
+        S + 600 * MS,
+        &header(&ours[2], 40, 30, S - 600 * MS),
+        &p,
+    );
+    assert_eq!(view.remaining, 40 - 7 - 3);
+}
