@@ -3,11 +3,11 @@
 
 use super::*;
 
-#[test]
-fn the_next_window_leaves_what_others_in_the_bucket_took_in_the_last() {
+/// Limit 40 per second, the window ending at S: another group of ours, counted by Close in
+/// the same bucket, sends one call after each of our 19; one more of ours (returned) is
+/// still unanswered when the window ends.
+fn a_window_shared_half_and_half() -> (GroupState, Grant) {
     let p = params();
-    // Limit 40 per second; the window ends at S. Another group of ours, counted by Close
-    // in the same bucket, sends one call after each of ours.
     let mut g = learned(40, S);
     seen_before(&mut g);
     let ours = granted(acquire(&mut g, 0, &ask(HIGH, 19), &p).0);
@@ -16,8 +16,14 @@ fn the_next_window_leaves_what_others_in_the_bucket_took_in_the_last() {
         let at = 10 * MS + 50 * MS * j as i64;
         observe(&mut g, at, &header(grant, 40, 40 - count, S - at), &p);
     }
-    // One more of ours is still unanswered when window 1 ends.
     let late = granted(acquire(&mut g, 960 * MS, &ask(HIGH, 1), &p).0)[0];
+    (g, late)
+}
+
+#[test]
+fn the_next_window_leaves_what_others_in_the_bucket_took_in_the_last() {
+    let p = params();
+    let (mut g, late) = a_window_shared_half_and_half();
     // Window 2: others took the 19 we saw, and at their pace over the 90 ms after our last
     // answer, another (all that was left of the room): 20 are for us.
     assert_eq!(granted(acquire(&mut g, S, &ask(HIGH, 100), &p).0).len(), 20);
@@ -82,16 +88,7 @@ fn a_first_window_shared_with_others_leaves_us_half_of_what_is_left() {
 #[test]
 fn a_straddling_call_comes_out_of_our_room_beside_others() {
     let p = params();
-    let mut g = learned(40, S);
-    seen_before(&mut g);
-    // Window 1: another group of ours sends one call after each of ours, as above.
-    let ours = granted(acquire(&mut g, 0, &ask(HIGH, 19), &p).0);
-    for (j, grant) in ours.iter().enumerate() {
-        let count = 3 + 2 * j as i64;
-        let at = 10 * MS + 50 * MS * j as i64;
-        observe(&mut g, at, &header(grant, 40, 40 - count, S - at), &p);
-    }
-    let late = granted(acquire(&mut g, 960 * MS, &ask(HIGH, 1), &p).0)[0];
+    let (mut g, late) = a_window_shared_half_and_half();
     // Window 2: 20 for us, all booked; the late call was counted first in it.
     assert_eq!(granted(acquire(&mut g, S, &ask(HIGH, 100), &p).0).len(), 20);
     observe(&mut g, S + 2 * MS, &header(&late, 40, 39, S - 2 * MS), &p);
