@@ -2,7 +2,8 @@
 //!
 //! The Lua script (`lua/*.lua`) is a line-by-line translation of this file and of `policy/`
 //! (same names, same integer arithmetic in microseconds); `script_tests.rs` runs both on the
-//! same steps. Any change here must be made there too. The algorithm is explained in `docs/limiter.md`.
+//! same steps. Any change here must be made there too. The algorithm is explained in
+//! `docs/limiter.md`.
 
 use std::collections::HashMap;
 

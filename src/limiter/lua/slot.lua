@@ -73,7 +73,7 @@ local function kept_until(b, stop, rem, prio, d_hi)
   return min(stop - idiv(free * b.win, before), last)
 end
 
--- See learn.rs: others take room Close announced to us too, with no reserve kept for them.
+-- See learn.rs: others took two or more calls beyond the room kept for them.
 local function crowded(b)
   return (b.hist == 0 or b.fres > 0) and b.omax - b.nstr >= b.fres + 2
 end

@@ -172,10 +172,11 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     recap(b, p);
 }
 
-/// In a window of which the previous one told nothing (a cold start, or after idleness),
-/// answers showed calls of others (two or more, beyond ours still on their way): they take
-/// room Close announced to us too (two groups of ours in one bucket, each with the whole
-/// limit), and no reserve is kept for them yet.
+/// Answers showed others took two or more calls (one could be ours still on its way) beyond
+/// the room kept for them: in a window of which the previous one told nothing (a cold start,
+/// or after idleness; two groups of ours in one bucket each start with the whole limit), or
+/// in one whose reserve was too small (a client that appeared late in the previous window).
+/// Not in the window others appear in after one without them: 429s are allowed there.
 pub(super) fn crowded(b: &Bucket) -> bool {
     (b.hist == 0 || b.fres > 0) && b.omax - b.nstr >= b.fres + 2
 }
@@ -187,7 +188,7 @@ fn recap(b: &mut Bucket, p: &Params) {
     // from our room above.
     let mut room = (room_now(b, others, p) - b.nstr).min(b.lim - margin - others);
     // Others book from what Close says is left at the same moments as we do: each keeps
-    // at most half of it (less one) outstanding.
+    // at most half of it outstanding.
     if crowded(b) {
         let left = b.lim - margin - b.cmax;
         // What others will take before the end at the pace they had so far in this window

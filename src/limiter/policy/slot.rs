@@ -62,8 +62,9 @@ pub(super) fn candidate(
     // Beyond the next few slots nobody books while the room may be shared with calls not
     // known yet: before the window's first answer told what others take in it, in a window
     // the previous one told nothing of (a cold start: a group that Close counts with
-    // another must not book the whole window on a guess), and while this window's answers
-    // show calls of others. A cap lowered by later answers then stops grants before they
+    // another must not book the whole window on a guess), while room is kept for others,
+    // and while this window's answers show calls of others (one pacing step ahead only
+    // once the window is crowded). A cap lowered by later answers then stops grants before they
     // are made, instead of leaving slots already granted to meet 429s.
     let unsure = b.conf == 0 || b.hist == 0 || b.fres > 0 || b.cmax > b.nobs;
     let ahead = if crowded(b) {
