@@ -22,6 +22,18 @@ const GROUPS: [&str; 2] = ["task.write", "activity.write"];
 /// `calls` calls over 64 workers and three replicas; the first `alone` go to the first group
 /// only, the rest alternate between the two. Priorities vary.
 async fn shared(limit: u64, phase: u64, calls: usize, alone: usize) -> BucketOutcome {
+    shared_in(limit, phase, calls, alone, true).await.0
+}
+
+/// `shared`, or (`together` false) the same load on two buckets of the same limit, one per
+/// group; with the replicas, to look at what they report.
+async fn shared_in(
+    limit: u64,
+    phase: u64,
+    calls: usize,
+    alone: usize,
+    together: bool,
+) -> (BucketOutcome, Vec<Limiter>) {
     let state = Arc::new(MemoryState::new());
     let replicas: Vec<Limiter> = (0..3)
         .map(|i| {
@@ -34,7 +46,13 @@ async fn shared(limit: u64, phase: u64, calls: usize, alone: usize) -> BucketOut
         .collect();
     let start = Instant::now();
     let bucket = (limit, Duration::from_secs(1), Duration::from_millis(phase));
-    let close = Buckets::new().bucket("write", &GROUPS, bucket, start, Twists::default());
+    let close = if together {
+        Buckets::new().bucket("write", &GROUPS, bucket, start, Twists::default())
+    } else {
+        Buckets::new()
+            .bucket("write", &GROUPS[..1], bucket, start, Twists::default())
+            .bucket("other", &GROUPS[1..], bucket, start, Twists::default())
+    };
     let calls: Vec<Call> = (0..calls)
         .map(|i| Call {
             group: GROUPS[if i < alone { 0 } else { i % 2 }].to_owned(),
@@ -43,7 +61,8 @@ async fn shared(limit: u64, phase: u64, calls: usize, alone: usize) -> BucketOut
         })
         .collect();
     let mut outcome = drive_mix(&replicas, Arc::new(close), calls, 64).await;
-    outcome.buckets.remove("write").expect("the bucket")
+    let bucket = outcome.buckets.remove("write").expect("the bucket");
+    (bucket, replicas)
 }
 
 /// No 429 after window `from`; from the window after the next (the first one in which
@@ -106,5 +125,31 @@ async fn a_group_that_joins_later_costs_429s_only_in_the_window_it_appears() {
             .expect("the second group ran");
         assert!(joined >= 1, "{:?}", outcome.accepted);
         check(&outcome, 40, joined, &format!("phase {phase}"));
+    }
+}
+
+/// What each replica tells operators: the two groups seem to share one bucket, when Close
+/// counts them together; nothing, when it counts them apart with the same limit.
+#[tokio::test(start_paused = true)]
+async fn replicas_tell_which_groups_seem_to_share_an_undeclared_bucket() {
+    for together in [true, false] {
+        let (_, replicas) = shared_in(40, 370, 400, 0, together).await;
+        for (i, replica) in replicas.iter().enumerate() {
+            let snapshot = replica.snapshot();
+            let partners = |group: &str| {
+                snapshot
+                    .iter()
+                    .find(|s| s.group == group)
+                    .map(|s| s.suspected_shared_with.clone())
+                    .unwrap_or_default()
+            };
+            let (a, b) = if together {
+                (vec![GROUPS[1].to_owned()], vec![GROUPS[0].to_owned()])
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            assert_eq!(partners(GROUPS[0]), a, "replica {i}, together {together}");
+            assert_eq!(partners(GROUPS[1]), b, "replica {i}, together {together}");
+        }
     }
 }

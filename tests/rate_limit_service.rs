@@ -1,12 +1,12 @@
 //! RateLimitService and the limiter as a caller meets them, in process against the emulator:
 //! learned limits and their source, a hidden 429 retried out of sight, a malformed
-//! `x-priority`, and a deadline the queue cannot meet.
+//! `x-priority`, a deadline the queue cannot meet, and groups that seem to share a bucket.
 
 mod common;
 
 use std::time::{Duration, SystemTime};
 
-use close_gateway::emulator::{EmulatorConfig, HiddenLimit, Limits};
+use close_gateway::emulator::{EmulatorConfig, EndpointGroup, HiddenLimit, Limits};
 use close_gateway::proto::close::v1::rate_limit_service_client::RateLimitServiceClient;
 use close_gateway::proto::close::v1::*;
 use serde_json::json;
@@ -184,4 +184,66 @@ async fn a_deadline_the_queue_cannot_meet_fails_at_once_with_retry_info() {
     for call in backlog {
         call.abort();
     }
+}
+
+/// Task and note creation, which this Close counts in one bucket (as integrators report of
+/// Close) while the gateway's group file keeps them apart: after a few windows of both,
+/// `GetRateLimits` names each as seeming to share a bucket with the other, and nothing
+/// for a group used alone.
+#[tokio::test]
+async fn groups_close_counts_together_are_named_as_seeming_to_share_a_bucket() {
+    let group_of = |name: &str, bucket: &str, method: &str, path: &str| {
+        EndpointGroup::new(name, bucket, &[(method, path)])
+    };
+    let config = EmulatorConfig {
+        groups: vec![
+            group_of("lead_read", "lead_read", "GET", "/lead/**"),
+            group_of("task_write", "write", "POST", "/task/**"),
+            group_of("activity_write", "write", "POST", "/activity/**"),
+            group_of("other", "other", "*", "/**"),
+        ],
+        limits: Limits::uniform(20),
+        ..EmulatorConfig::default()
+    };
+    let gw = common::start_with(config).await;
+    let id = gw.emulator.insert_lead(json!({"name": "Acme"}));
+    get_lead(&gw, &id).await.expect("GetLead");
+    let mut calls = Vec::new();
+    for i in 0..100 {
+        let (tasks, activities, id) = (gw.tasks(), gw.activities(), id.clone());
+        calls.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let task = CreateTaskRequest {
+                    lead_id: id,
+                    text: format!("task {i}"),
+                    ..Default::default()
+                };
+                tasks.clone().create_task(task).await.map(|_| ())
+            } else {
+                let note = CreateNoteActivityRequest {
+                    lead_id: id,
+                    note: format!("note {i}"),
+                    ..Default::default()
+                };
+                activities
+                    .clone()
+                    .create_note_activity(note)
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    for call in calls {
+        call.await.expect("task").expect("call");
+    }
+    let task = group(&gw, "task.write").await;
+    assert_eq!(task.suspected_shared_with, ["activity.write"]);
+    let note = group(&gw, "activity.write").await;
+    assert_eq!(note.suspected_shared_with, ["task.write"]);
+    assert!(
+        group(&gw, "lead.read")
+            .await
+            .suspected_shared_with
+            .is_empty()
+    );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::drive::{CallRecord, Outcome};
 use super::ops::{Group, Priority};
-use super::phase::{Mode, Phase};
+use super::phase::{Learned, Mode, Phase};
 use super::redis_stats::RedisCounts;
 use super::scenario::{Hidden, Scenario, WINDOW};
 use super::stats::{self, AroundEvent, RateSummary, Series};
@@ -83,7 +83,7 @@ pub struct PhaseFigures {
     pub other: Option<(u64, u64)>,
     /// The emulator window of the limit change or of the other client's first request.
     pub event_window: Option<u64>,
-    pub learned: Result<Vec<(String, u64, String)>, String>,
+    pub learned: Result<Vec<Learned>, String>,
 }
 
 impl PhaseFigures {

@@ -57,8 +57,8 @@ pub struct Phase {
     pub redis: RedisCounts,
     /// Queue waits the replicas logged: gateway group, priority, milliseconds.
     pub queue_waits: Vec<(String, String, f64)>,
-    /// What replica 0 says it learned: group, limit, source (gateway phase, when served).
-    pub learned: Result<Vec<(String, u64, String)>, String>,
+    /// What replica 0 says of each group (gateway phase, when served).
+    pub learned: Result<Vec<Learned>, String>,
 }
 
 pub async fn run(
@@ -180,8 +180,17 @@ fn gateway_settings(base_url: &str, env: &Env<'_>) -> Vec<(String, String)> {
     settings
 }
 
+/// One group as `GetRateLimits` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    pub group: String,
+    pub limit: u64,
+    pub source: String,
+    pub shared_with: Vec<String>,
+}
+
 /// `GetRateLimits` of the first replica, when the gateway serves it.
-async fn learned(addrs: &[SocketAddr]) -> Result<Vec<(String, u64, String)>, String> {
+async fn learned(addrs: &[SocketAddr]) -> Result<Vec<Learned>, String> {
     let addr = addrs.first().ok_or("no replica")?;
     let mut client = RateLimitServiceClient::connect(format!("http://{addr}"))
         .await
@@ -196,9 +205,11 @@ async fn learned(addrs: &[SocketAddr]) -> Result<Vec<(String, u64, String)>, Str
         .into_inner()
         .groups
         .into_iter()
-        .map(|g| {
-            let source = format!("{:?}", g.source());
-            (g.group, g.limit, source)
+        .map(|g| Learned {
+            source: format!("{:?}", g.source()),
+            group: g.group,
+            limit: g.limit,
+            shared_with: g.suspected_shared_with,
         })
         .collect())
 }

@@ -191,8 +191,16 @@ fn notes(out: &mut String, scenario: &Scenario, f: &PhaseFigures) {
                 // The loaded groups only: the table has dozens.
                 let list: Vec<String> = groups
                     .iter()
-                    .filter(|(g, ..)| scenario.groups.iter().any(|o| o.gateway_name() == g))
-                    .map(|(g, l, s)| format!("{g}={l} {}", s.to_lowercase()))
+                    .filter(|l| scenario.groups.iter().any(|o| o.gateway_name() == l.group))
+                    .map(|l| {
+                        let mut cell =
+                            format!("{}={} {}", l.group, l.limit, l.source.to_lowercase());
+                        if !l.shared_with.is_empty() {
+                            let with = l.shared_with.join(", ");
+                            cell += &format!(" (seems to share a bucket with {with})");
+                        }
+                        cell
+                    })
                     .collect();
                 if !list.is_empty() {
                     let _ = writeln!(out, "  GetRateLimits (replica 0): {}", list.join(", "));

@@ -16,6 +16,7 @@ mod queue;
 mod redis;
 #[cfg(test)]
 mod script_tests;
+mod sharing;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -179,6 +180,9 @@ pub struct GroupSnapshot {
     /// 429s seen for this group (all replicas when shared).
     pub throttled: u64,
     pub last_header: Option<String>,
+    /// Groups this replica suspects Close counts in one bucket with this one, undeclared
+    /// (see `sharing.rs`): declare them as one group in the group file.
+    pub suspected_shared_with: Vec<String>,
 }
 
 /// The limiter. Cheap to clone; every clone shares the same lines and backend.
@@ -192,6 +196,7 @@ pub(crate) struct Inner {
     backend: Backend,
     pool: String,
     groups: Mutex<HashMap<String, Arc<Group>>>,
+    sharing: sharing::Sharing,
 }
 
 impl Drop for Inner {
@@ -241,6 +246,7 @@ impl Limiter {
                 backend,
                 pool,
                 groups: Mutex::new(HashMap::new()),
+                sharing: sharing::Sharing::default(),
             }),
         }
     }
@@ -268,6 +274,14 @@ impl Limiter {
     async fn report(&self, mut permit: Permit, status: u16, info: &RateLimitInfo) {
         permit.release = None;
         let group = self.group(&permit.group);
+        let now = tokio::time::Instant::now();
+        if let Some((a, b)) = self.inner.sharing.record(&permit.group, now, status, info) {
+            tracing::warn!(
+                group_a = %a,
+                group_b = %b,
+                "groups seem to share one close bucket; declare them as one group in the group file"
+            );
+        }
         group.observe(&self.inner, &permit, status, info).await;
     }
 

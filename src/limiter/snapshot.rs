@@ -24,6 +24,7 @@ pub(crate) fn snapshot(inner: &Inner, name: &str, group: Option<&Group>) -> Grou
         queue_all: None,
         throttled: 0,
         last_header: None,
+        suspected_shared_with: inner.sharing.partners(name),
     };
     let Some(group) = group else {
         return snap;

@@ -55,6 +55,7 @@ fn group_message(snapshot: GroupSnapshot) -> GroupRateLimit {
         queue_depth_all: snapshot.queue_all.map(|q| q.to_vec()).unwrap_or_default(),
         throttled_total: snapshot.throttled,
         last_header: snapshot.last_header.unwrap_or_default(),
+        suspected_shared_with: snapshot.suspected_shared_with,
     }
 }
 

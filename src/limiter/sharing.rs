@@ -1,0 +1,169 @@
+//! Which groups seem to share one Close bucket that nobody declared, for operators: the
+//! limiter copes either way (see `docs/limiter.md`), but one declared group is exact.
+//!
+//! Close counts the calls of one bucket one by one, so two groups it counts together never
+//! report the same count (`limit - remaining`) in one window; two groups it counts apart
+//! soon do. Each replica compares the counts its own answers reported, window by window,
+//! for groups with the same limit and the same window end. A pair is suspected once no
+//! count collided while, were the groups counted apart, about six would have been expected
+//! (a false suspicion then has a chance of about e^-6); one collision clears it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::close::ratelimit::RateLimitInfo;
+
+/// Answers whose window ends lie closer than this describe the same Close window.
+const SAME_WINDOW: Duration = Duration::from_millis(200);
+/// Collisions expected if counted apart, in thousandths, before a pair is suspected.
+const EVIDENCE: u64 = 6_000;
+
+#[derive(Default)]
+pub(crate) struct Sharing {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per group, the counts of its current window and of the one before.
+    windows: HashMap<String, [Option<Window>; 2]>,
+    pairs: HashMap<(String, String), Pair>,
+}
+
+#[derive(Clone)]
+struct Window {
+    limit: u64,
+    end: Instant,
+    counts: BTreeSet<u64>,
+}
+
+#[derive(Default)]
+struct Pair {
+    evidence: u64,
+    /// The end of the last window whose evidence was counted, so each counts once.
+    counted: Option<Instant>,
+    suspected: bool,
+}
+
+impl Window {
+    fn same(&self, other: &Window) -> bool {
+        let apart = if self.end > other.end {
+            self.end - other.end
+        } else {
+            other.end - self.end
+        };
+        self.limit == other.limit && apart < SAME_WINDOW
+    }
+}
+
+impl Sharing {
+    /// Records one answer of `group`; returns a pair newly suspected of sharing a bucket.
+    pub(crate) fn record(
+        &self,
+        group: &str,
+        now: Instant,
+        status: u16,
+        info: &RateLimitInfo,
+    ) -> Option<(String, String)> {
+        let (Some(limit), Some(remaining), Some(reset)) = (info.limit, info.remaining, info.reset)
+        else {
+            return None;
+        };
+        // A 429 was not counted; its `remaining` says nothing of a call of its own.
+        if status == 429 || remaining >= limit {
+            return None;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return None;
+        };
+        let current = Window {
+            limit,
+            end: now + reset,
+            counts: BTreeSet::new(),
+        };
+        let slots = state.windows.entry(group.to_owned()).or_default();
+        let rolled = match &slots[0] {
+            Some(w) if w.same(&current) => None,
+            _ => slots[0].replace(current),
+        };
+        if let Some(done) = rolled {
+            slots[1] = Some(done.clone());
+            let found = compare(&mut state, group, &done);
+            if let Some(w) = state.windows.get_mut(group).and_then(|s| s[0].as_mut()) {
+                w.counts.insert(limit - remaining);
+            }
+            return found;
+        }
+        if let Some(w) = slots[0].as_mut() {
+            w.counts.insert(limit - remaining);
+        }
+        None
+    }
+
+    /// The groups `group` is suspected of sharing a bucket with.
+    pub(crate) fn partners(&self, group: &str) -> Vec<String> {
+        let Ok(state) = self.state.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = state
+            .pairs
+            .iter()
+            .filter(|(_, pair)| pair.suspected)
+            .filter_map(|((a, b), _)| match (a == group, b == group) {
+                (true, _) => Some(b.clone()),
+                (_, true) => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Compares the window `group` just finished with every other group's matching window.
+fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, String)> {
+    let mut found = None;
+    let others: Vec<(String, Window)> = state
+        .windows
+        .iter()
+        .filter(|(name, _)| name.as_str() != group)
+        .filter_map(|(name, slots)| {
+            let w = slots.iter().flatten().find(|w| w.same(done))?;
+            Some((name.clone(), w.clone()))
+        })
+        .collect();
+    for (other, window) in others {
+        let key = if group < other.as_str() {
+            (group.to_owned(), other)
+        } else {
+            (other, group.to_owned())
+        };
+        let pair = state.pairs.entry(key.clone()).or_default();
+        if done.counts.intersection(&window.counts).next().is_some() {
+            *pair = Pair::default();
+            continue;
+        }
+        if pair.counted.is_some_and(|end| {
+            window.same(&Window {
+                end,
+                ..window.clone()
+            })
+        }) {
+            continue;
+        }
+        pair.counted = Some(done.end);
+        let pairs = (done.counts.len() * window.counts.len()) as u64;
+        pair.evidence += pairs * 1000 / done.limit.max(1);
+        if pair.evidence >= EVIDENCE && !pair.suspected {
+            pair.suspected = true;
+            found = Some(key);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+use super::*;
+
+fn info(limit: u64, remaining: u64, reset: Duration) -> RateLimitInfo {
+    RateLimitInfo {
+        limit: Some(limit),
+        remaining: Some(remaining),
+        reset: Some(reset),
+        ..RateLimitInfo::default()
+    }
+}
+
+/// `windows` one-second windows of Close with limit 40 for two groups, counted in one bucket
+/// (`shared`) or in one each, each group sending `per_window` calls per window, in turns,
+/// evenly spaced; this replica answers one call in `every`, picked at random (which replica
+/// serves a call depends on which caller sent it, not on Close's count).
+fn run(sharing: &Sharing, shared: bool, windows: u32, per_window: u64, every: u64) -> usize {
+    let start = Instant::now();
+    let groups = ["task.write", "activity.write"];
+    let mut found = 0;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for w in 0..windows {
+        let mut counts = [0u64; 2];
+        let calls = per_window * 2;
+        for c in 0..calls {
+            let g = (c % 2) as usize;
+            let at = Duration::from_secs(u64::from(w)) + Duration::from_millis(c * 1000 / calls);
+            let count = if shared {
+                c + 1
+            } else {
+                counts[g] += 1;
+                counts[g]
+            };
+            let end = Duration::from_secs(u64::from(w) + 1);
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            if (seed >> 33) % every != 0 {
+                continue;
+            }
+            let answer = info(40, 40 - count, end - at);
+            if sharing
+                .record(groups[g], start + at, 200, &answer)
+                .is_some()
+            {
+                found += 1;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn two_groups_counted_together_are_suspected_after_a_few_windows() {
+    let sharing = Sharing::default();
+    // 20 calls each per window, a third of them answered on this replica.
+    assert_eq!(run(&sharing, true, 4, 20, 3), 0);
+    assert_eq!(run(&sharing, true, 8, 20, 3), 1);
+    assert_eq!(sharing.partners("task.write"), ["activity.write"]);
+    assert_eq!(sharing.partners("activity.write"), ["task.write"]);
+    assert!(sharing.partners("lead.read").is_empty());
+}
+
+#[test]
+fn two_groups_counted_apart_are_not() {
+    let sharing = Sharing::default();
+    assert_eq!(run(&sharing, false, 30, 20, 3), 0);
+    assert!(sharing.partners("task.write").is_empty());
+}
+
+#[test]
+fn a_count_seen_twice_clears_a_suspicion() {
+    let sharing = Sharing::default();
+    run(&sharing, true, 12, 20, 3);
+    assert_eq!(sharing.partners("task.write"), ["activity.write"]);
+    run(&sharing, false, 2, 20, 1);
+    assert!(sharing.partners("task.write").is_empty());
+}
+
+#[test]
+fn answers_without_a_count_are_ignored() {
+    let sharing = Sharing::default();
+    let now = Instant::now();
+    let throttled = info(40, 0, Duration::from_millis(300));
+    assert_eq!(sharing.record("a", now, 429, &throttled), None);
+    assert_eq!(
+        sharing.record("a", now, 200, &RateLimitInfo::default()),
+        None
+    );
+    assert!(sharing.state.lock().expect("state").windows.is_empty());
+}
