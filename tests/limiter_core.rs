@@ -1,6 +1,8 @@
 //! The limiter's behaviour under a paused clock: learning, reconciliation, pauses, priority
 //! across replicas sharing state, fairness, deadlines, cancellation, overflow, probing.
 
+mod limiter_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,16 +23,7 @@ fn config() -> LimiterConfig {
 }
 
 fn replicas(n: usize) -> Vec<Limiter> {
-    let state = Arc::new(MemoryState::new());
-    (0..n)
-        .map(|i| {
-            let config = LimiterConfig {
-                replica_id: format!("replica{i}"),
-                ..LimiterConfig::default()
-            };
-            Limiter::with_memory(config, state.clone())
-        })
-        .collect()
+    limiter_support::mix::replicas(&Arc::new(MemoryState::new()), n)
 }
 
 fn req(priority: Priority, caller: &str) -> AcquireRequest {

@@ -12,7 +12,7 @@ mod limiter_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use close_gateway::limiter::{Limiter, LimiterConfig, MemoryState, Priority};
+use close_gateway::limiter::{Limiter, MemoryState, Priority};
 use limiter_support::Twists;
 use limiter_support::sim::{BucketOutcome, Buckets, Call, drive_mix};
 use tokio::time::Instant;
@@ -34,16 +34,7 @@ async fn shared_in(
     alone: usize,
     together: bool,
 ) -> (BucketOutcome, Vec<Limiter>) {
-    let state = Arc::new(MemoryState::new());
-    let replicas: Vec<Limiter> = (0..3)
-        .map(|i| {
-            let config = LimiterConfig {
-                replica_id: format!("replica{i}"),
-                ..LimiterConfig::default()
-            };
-            Limiter::with_memory(config, state.clone())
-        })
-        .collect();
+    let replicas = limiter_support::mix::replicas(&Arc::new(MemoryState::new()), 3);
     let start = Instant::now();
     let bucket = (limit, Duration::from_secs(1), Duration::from_millis(phase));
     let close = if together {

@@ -28,7 +28,7 @@ async fn simulate_with(
     twists: Twists,
 ) -> Outcome {
     let state = Arc::new(MemoryState::new());
-    let replicas = replicas(&state);
+    let replicas = replicas(&state, 3);
     drive_with(&replicas, "lead.write", limit, window, phase, calls, twists).await
 }
 
@@ -139,7 +139,7 @@ async fn another_client_on_the_key_is_absorbed_after_the_window_it_appears() {
 async fn the_three_process_burst_costs_under_two_script_calls_per_upstream_call() {
     for phase in [0, 130, 370, 610, 880] {
         let state = Arc::new(MemoryState::new());
-        let replicas = replicas(&state);
+        let replicas = replicas(&state, 3);
         let start = Instant::now();
         let bucket = |limit| (limit, Duration::from_secs(1), Duration::from_millis(phase));
         let close = Buckets::new()
@@ -211,7 +211,7 @@ async fn high_waits_at_most_two_token_intervals_while_low_bulk_saturates_the_gro
 
 async fn high_beside_low_bulk(high_replica: usize) {
     let state = Arc::new(MemoryState::new());
-    let r = replicas(&state);
+    let r = replicas(&state, 3);
     let req = |priority, caller: &str| AcquireRequest {
         group: "lead.read".into(),
         priority,

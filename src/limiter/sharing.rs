@@ -50,13 +50,13 @@ struct Pair {
 
 impl Window {
     fn same(&self, other: &Window) -> bool {
-        let apart = if self.end > other.end {
-            self.end - other.end
-        } else {
-            other.end - self.end
-        };
-        self.limit == other.limit && apart < SAME_WINDOW
+        self.limit == other.limit && near(self.end, other.end)
     }
+}
+
+fn near(a: Instant, b: Instant) -> bool {
+    let apart = if a > b { a - b } else { b - a };
+    apart < SAME_WINDOW
 }
 
 impl Sharing {
@@ -146,12 +146,7 @@ fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, Str
             *pair = Pair::default();
             continue;
         }
-        if pair.counted.is_some_and(|end| {
-            window.same(&Window {
-                end,
-                ..window.clone()
-            })
-        }) {
+        if pair.counted.is_some_and(|end| near(end, window.end)) {
             continue;
         }
         pair.counted = Some(done.end);

@@ -49,9 +49,9 @@ impl MixOutcome {
     }
 }
 
-/// Three replicas sharing `state`.
-pub fn replicas(state: &Arc<MemoryState>) -> Vec<Limiter> {
-    (0..3)
+/// `n` replicas sharing `state`.
+pub fn replicas(state: &Arc<MemoryState>, n: usize) -> Vec<Limiter> {
+    (0..n)
         .map(|i| {
             let config = LimiterConfig {
                 replica_id: format!("replica{i}"),
@@ -69,7 +69,7 @@ pub async fn benchmark_mix(
     other: Option<OtherClient>,
     lowered: Option<(u64, u64)>,
 ) -> MixOutcome {
-    let r = replicas(&Arc::new(MemoryState::new()));
+    let r = replicas(&Arc::new(MemoryState::new()), 3);
     let window = Duration::from_secs(1);
     let start = Instant::now();
     let close = Arc::new(Close {
