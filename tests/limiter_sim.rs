@@ -304,8 +304,13 @@ async fn high_waits_under_two_token_intervals_beside_the_benchmark_mix() {
 /// retrying. The gateway's calls meet 429s only in the window it appears: in the next one,
 /// where the room kept for it (what it took in the last third of window 3) is too small, the
 /// gateway keeps at most half of what is left and leaves what the client will take at its
-/// pace (before, one 429 each in windows 4 and 5 at 24 per second). The window after it
-/// stopped is full again (before, the room kept for it held the gateway at 75 %).
+/// pace (before, one 429 each in windows 4 and 5 at 24 per second).
+///
+/// Every window after is full, that in which the client stops (0.67 into window 6) too: no
+/// group of ours has the limit, so the gateway keeps only the client's pace for the time
+/// left, and takes the rest once it stopped (35 of 40 there before). At 24 per second the
+/// client's pace is 139 ms, and the gateway's room was booked before the client's stop
+/// showed: 22 of 24.
 #[tokio::test(start_paused = true)]
 async fn another_client_appearing_mid_window_costs_429s_only_there_and_no_room_after_it_stops() {
     for limit in [24, 40, 69] {
@@ -319,9 +324,18 @@ async fn another_client_appearing_mid_window_costs_429s_only_there_and_no_room_a
         let ours = outcome.ours_rejected();
         let later: u64 = ours.range(4..).map(|(_, n)| n).sum();
         assert_eq!(later, 0, "limit {limit}: ours {ours:?} {:?}", outcome.close);
-        let least = (limit * 95).div_ceil(100);
-        let after = outcome.close.get(&7).map_or(0, |w| w.0);
-        assert!(after >= least, "limit {limit}: {:?}", outcome.close);
+        let close = &outcome.close;
+        let last = close.keys().max().copied().unwrap_or_default();
+        for (&index, &(accepted, _)) in close.range(4..last) {
+            let least = match (limit, index) {
+                (24, 6) => 22,
+                _ => (limit * 95).div_ceil(100),
+            };
+            assert!(
+                accepted >= least,
+                "limit {limit}, window {index}: {close:?}"
+            );
+        }
     }
 }
 

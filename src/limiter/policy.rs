@@ -93,6 +93,9 @@ pub struct Bucket {
     /// Our calls admitted before this window began that Close counted in it: they took
     /// room of this window outside `seq - base`.
     pub nstr: i64,
+    /// Until when an answer said a group of ours may be counted in this bucket too
+    /// (`Obs::alone` false): till then, others may be ours (see `room_now`).
+    pub kin: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -188,6 +191,9 @@ pub struct Obs {
     /// A `high` call used this permit, whose slot was booked at a lower priority: it counts
     /// among the window's `high` admissions (`keep` sizes the room kept for them by these).
     pub borrowed: bool,
+    /// The replica knows no group of ours that may be counted in this bucket too: each
+    /// group with the same limit and window was seen counted apart (see `sharing.rs`).
+    pub alone: bool,
     pub replica: String,
     pub demand: [i64; 3],
 }

@@ -214,6 +214,7 @@ impl RedisBackend {
             .arg(i64::from(o.org_typed))
             .arg(o.rtt)
             .arg(i64::from(o.borrowed))
+            .arg(i64::from(o.alone))
             .arg(&o.replica)
             .arg(&o.demand[..]);
         match ask {

@@ -144,6 +144,7 @@ async fn conformance(keys: usize, seed: u64) -> HashSet<i64> {
             org_typed: keys > 1 && rng.next(4) == 0,
             rtt: rng.next(20_000) as i64,
             borrowed: rng.next(5) == 0,
+            alone: rng.next(3) == 0,
             replica,
             demand,
         };

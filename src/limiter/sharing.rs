@@ -7,6 +7,10 @@
 //! for groups with the same limit and the same window end. A pair is suspected once no
 //! count collided while, were the groups counted apart, about six would have been expected
 //! (a false suspicion then has a chance of about e^-6); one collision clears it.
+//!
+//! The scheduler asks the converse (`alone`): whether every group that could be counted in
+//! one bucket with a given group was seen counted apart from it. Only then are calls that
+//! Close counted beside ours known to be another client's, which keep their pace.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -46,6 +50,8 @@ struct Pair {
     /// The end of the last window whose evidence was counted, so each counts once.
     counted: Option<Instant>,
     suspected: bool,
+    /// A collision was seen since the last suspicion: two buckets.
+    distinct: bool,
 }
 
 impl Window {
@@ -103,6 +109,35 @@ impl Sharing {
         None
     }
 
+    /// Whether every other group whose answers showed the same limit and window as
+    /// `group`'s was seen counted apart from it; false while `group` has no window.
+    pub(crate) fn alone(&self, group: &str) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return false;
+        };
+        let Some(mine) = state.windows.get(group) else {
+            return false;
+        };
+        for (name, slots) in &state.windows {
+            if name == group {
+                continue;
+            }
+            let same = mine
+                .iter()
+                .flatten()
+                .any(|w| slots.iter().flatten().any(|o| w.same(o)));
+            if same
+                && !state
+                    .pairs
+                    .get(&key(group, name))
+                    .is_some_and(|p| p.distinct)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The groups `group` is suspected of sharing a bucket with.
     pub(crate) fn partners(&self, group: &str) -> Vec<String> {
         let Ok(state) = self.state.lock() else {
@@ -136,14 +171,13 @@ fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, Str
         })
         .collect();
     for (other, window) in others {
-        let key = if group < other.as_str() {
-            (group.to_owned(), other)
-        } else {
-            (other, group.to_owned())
-        };
+        let key = key(group, &other);
         let pair = state.pairs.entry(key.clone()).or_default();
         if done.counts.intersection(&window.counts).next().is_some() {
-            *pair = Pair::default();
+            *pair = Pair {
+                distinct: true,
+                ..Pair::default()
+            };
             continue;
         }
         if pair.counted.is_some_and(|end| near(end, window.end)) {
@@ -154,10 +188,19 @@ fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, Str
         pair.evidence += pairs * 1000 / done.limit.max(1);
         if pair.evidence >= EVIDENCE && !pair.suspected {
             pair.suspected = true;
+            pair.distinct = false;
             found = Some(key);
         }
     }
     found
+}
+
+fn key(a: &str, b: &str) -> (String, String) {
+    if a < b {
+        (a.to_owned(), b.to_owned())
+    } else {
+        (b.to_owned(), a.to_owned())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 -- Observe: what Close answered to one call.
 local o = {}
 local onames = {'key', 'seq', 'probe', 'status', 'limit', 'remaining', 'reset', 'window',
-  'retry_after', 'org_typed', 'rtt', 'borrowed'}
+  'retry_after', 'org_typed', 'rtt', 'borrowed', 'alone'}
 
 local function learn(b)
   local was_learned = b.lsrc == 2
@@ -26,13 +26,15 @@ end
 -- See room.rs: the room kept for others shrinks once they take nothing more.
 local function room_now(b, others)
   if b.fres == 0 or b.win <= 0 then return room(b) end
-  local pace = idiv(b.win, b.fres)
-  if others > 0 and b.tobs - b.tog <= 6 * pace then return room(b) end
   local full = eff(b.lim)
-  if others > 0 then return max(max(full - min(b.fres, others), idiv(full, 8)), 1) end
+  local pace = idiv(b.win, b.fres)
+  if others > 0 and b.tobs - b.tog > 6 * pace then
+    return max(max(full - min(b.fres, others), idiv(full, 8)), 1)
+  end
+  if others > 0 and b.tobs < b.kin then return room(b) end
   local left = min(max(b['end'] - b.tobs, 0), b.win)
   local rest = idiv(min(b.fres, 100000) * left + b.win - 1, b.win)
-  local kept = min(b.fres, rest)
+  local kept = min(b.fres, max(others - b.nstr, 0) + rest)
   return max(max(full - kept, idiv(full, 8)), 1)
 end
 
@@ -71,6 +73,7 @@ end
 local function reconcile(b)
   if b.lim == 0 then return end
   if b['end'] ~= 0 or o.reset < 0 then roll(b) end
+  if o.alone == 0 then b.kin = max(b.kin, now + 2 * b.win) end
   if o.reset >= 0 then
     local e = now + o.reset
     local half = idiv(b.win, 2)
@@ -82,7 +85,7 @@ local function reconcile(b)
       b.nobs = 0
       b.omax = 0
       b.tog = 0
-          b.nstr = 0
+      b.nstr = 0
       b.cap = b.base + room(b)
     elseif e < b['end'] - half then
       if e >= b['end'] - b.win - half then previous(b) end
@@ -164,11 +167,11 @@ end
 
 -- observe, then (when n > 0) acquire for the same replica in the same round trip
 for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
-local replica, d = ARGV[A + 13], demand_args(A + 14)
+local replica, d = ARGV[A + 14], demand_args(A + 15)
 observe(replica, d)
-local n = tonumber(ARGV[A + 18])
+local n = tonumber(ARGV[A + 19])
 if n > 0 then
-  local kind, till, why, grants = acquire(tonumber(ARGV[A + 17]), n, tonumber(ARGV[A + 19]),
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 18]), n, tonumber(ARGV[A + 20]),
     replica, d)
   save_all()
   return reply(kind, till, why, grants)

@@ -18,7 +18,7 @@
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
   'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist', 'tobs', 'fres',
-  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog', 'nstr'}
+  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog', 'nstr', 'kin'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end

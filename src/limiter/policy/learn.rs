@@ -125,6 +125,9 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     if b.end != 0 || o.reset < 0 {
         roll(b, now, p);
     }
+    if !o.alone {
+        b.kin = b.kin.max(now + 2 * b.win);
+    }
     if o.reset >= 0 {
         let end = now + o.reset;
         let half = b.win / 2;

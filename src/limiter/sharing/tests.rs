@@ -86,3 +86,45 @@ fn answers_without_a_count_are_ignored() {
     );
     assert!(sharing.state.lock().expect("state").windows.is_empty());
 }
+
+#[test]
+fn a_group_is_alone_once_every_group_with_its_limit_and_window_was_seen_counted_apart() {
+    let sharing = Sharing::default();
+    // Nothing known yet.
+    assert!(!sharing.alone("task.write"));
+    // Counted together: never alone, suspected or not yet.
+    run(&sharing, true, 2, 20, 3);
+    assert!(!sharing.alone("task.write"));
+    run(&sharing, true, 10, 20, 3);
+    assert!(!sharing.alone("activity.write"));
+    // Counted apart: alone from the first window whose counts collide.
+    run(&sharing, false, 2, 20, 1);
+    assert!(sharing.alone("task.write"));
+    assert!(sharing.alone("activity.write"));
+    // Counted together again: alone no longer once suspected.
+    run(&sharing, true, 12, 20, 3);
+    assert_eq!(sharing.partners("task.write"), ["activity.write"]);
+    assert!(!sharing.alone("task.write"));
+}
+
+#[test]
+fn a_group_with_no_other_of_its_limit_is_alone() {
+    let sharing = Sharing::default();
+    let now = Instant::now();
+    let reset = Duration::from_millis(600);
+    sharing.record("lead.read", now, 200, &info(24, 20, reset));
+    assert!(sharing.alone("lead.read"));
+    sharing.record("task.read", now, 200, &info(64, 60, reset));
+    assert!(sharing.alone("lead.read"));
+    // Same limit, window ending 300 ms apart: another window of Close, another bucket.
+    sharing.record(
+        "lead.write",
+        now + Duration::from_millis(300),
+        200,
+        &info(24, 20, reset),
+    );
+    assert!(sharing.alone("lead.read"));
+    // Same limit and window: maybe one bucket, till counts collide.
+    sharing.record("search", now, 200, &info(24, 19, reset));
+    assert!(!sharing.alone("lead.read"));
+}

@@ -174,3 +174,35 @@ fn others_that_stopped_keep_only_what_they_took() {
     );
     assert_eq!(view.remaining, 40 - 7 - 3);
 }
+
+/// Another client of the key (no group of ours may be counted in the bucket: `alone`) keeps
+/// its pace: what it took and its pace for the time left are kept, so the room it leaves by
+/// stopping comes back to us before six times its pace has passed. While others may be
+/// groups of ours, whose calls come in bursts, all of their share is kept till then; one
+/// answer that says so (another replica knows such a group) holds for two windows.
+#[test]
+fn another_client_keeps_its_pace_and_leaves_the_rest_when_it_stops() {
+    let p = params();
+    for (first, later, kept) in [(true, true, 18), (false, false, 20), (false, true, 20)] {
+        let mut g = learned(40, S);
+        seen_before(&mut g);
+        let ours = granted(acquire(&mut g, S, &ask(HIGH, 3), &p).0);
+        // The previous window: others took 20 (a pace of one per 50 ms). The first answer
+        // (`learned`) did not come alone: forget it.
+        g.keys[0].fres = 20;
+        g.keys[0].kin = 0;
+        let at = |ms: i64, grant: &Grant, count: i64, alone: bool| Obs {
+            alone,
+            ..header(grant, 40, 40 - count, S - ms * MS)
+        };
+        // 200 ms in, Close counted 9: two of ours, seven of theirs. At their pace they take
+        // 16 more, beyond the 20 of the previous window: all 20 stay kept.
+        observe(&mut g, S + 100 * MS, &at(100, &ours[0], 6, first), &p);
+        let view = observe(&mut g, S + 200 * MS, &at(200, &ours[1], 9, later), &p);
+        assert_eq!(view.remaining, 40 - 20 - 3, "{first} {later}");
+        // 450 ms in, nothing more of theirs for five times their pace. Another client: 7
+        // and its pace for the 550 ms left, 11: 18 kept. Maybe ours: all 20.
+        let view = observe(&mut g, S + 450 * MS, &at(450, &ours[2], 10, later), &p);
+        assert_eq!(view.remaining, 40 - kept - 3, "{first} {later}");
+    }
+}
