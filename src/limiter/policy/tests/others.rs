@@ -20,6 +20,16 @@ fn a_window_shared_half_and_half() -> (GroupState, Grant) {
     (g, late)
 }
 
+/// Close's answer to `grant` `ms` milliseconds into the window from S (limit 40), having
+/// counted `count` calls; `alone` as the replica judged it.
+fn counted(g: &mut GroupState, ms: i64, grant: &Grant, count: i64, alone: bool) -> View {
+    let o = Obs {
+        alone,
+        ..header(grant, 40, 40 - count, S - ms * MS)
+    };
+    observe(g, S + ms * MS, &o, &params())
+}
+
 #[test]
 fn the_next_window_leaves_what_others_in_the_bucket_took_in_the_last() {
     let p = params();
@@ -113,12 +123,7 @@ fn others_beyond_their_reserve_keep_their_pace_until_they_stop() {
     // 100 ms in, Close counted 7: our first and six of others, four beyond their reserve.
     // Left 33, of which half is 16; at their pace (six per 125 ms at least) they take
     // more than that before the end: nothing more for us.
-    let view = observe(
-        &mut g,
-        S + 100 * MS,
-        &header(&ours[0], 40, 33, S - 100 * MS),
-        &p,
-    );
+    let view = counted(&mut g, 100, &ours[0], 7, false);
     assert_eq!(view.remaining, 0);
     let token = S / 40;
     let (answer, _) = acquire(&mut g, S + 100 * MS, &ask(LOW, 1), &p);
@@ -130,12 +135,7 @@ fn others_beyond_their_reserve_keep_their_pace_until_they_stop() {
         }
     );
     // 600 ms in, our second call: they took nothing more. Left 32, half is ours.
-    let view = observe(
-        &mut g,
-        S + 600 * MS,
-        &header(&ours[1], 40, 32, S - 600 * MS),
-        &p,
-    );
+    let view = counted(&mut g, 600, &ours[1], 8, false);
     assert_eq!(view.remaining, 16);
 }
 
@@ -151,27 +151,12 @@ fn others_that_stopped_keep_only_what_they_took() {
     // The previous window: others took 20 (a pace of one per 50 ms).
     g.keys[0].fres = 20;
     // 100 ms in, Close counted 6: our first and five of others.
-    observe(
-        &mut g,
-        S + 100 * MS,
-        &header(&ours[0], 40, 34, S - 100 * MS),
-        &p,
-    );
+    counted(&mut g, 100, &ours[0], 6, false);
     // 200 ms in, they still grow: seven of theirs. The 20 stay kept for them.
-    let view = observe(
-        &mut g,
-        S + 200 * MS,
-        &header(&ours[1], 40, 31, S - 200 * MS),
-        &p,
-    );
+    let view = counted(&mut g, 200, &ours[1], 9, false);
     assert_eq!(view.remaining, 40 - 20 - 3);
     // 600 ms in, nothing more of theirs for 400 ms: they took 7, the other 13 are ours.
-    let view = observe(
-        &mut g,
-        S + 600 * MS,
-        &header(&ours[2], 40, 30, S - 600 * MS),
-        &p,
-    );
+    let view = counted(&mut g, 600, &ours[2], 10, false);
     assert_eq!(view.remaining, 40 - 7 - 3);
 }
 
@@ -191,18 +176,14 @@ fn another_client_keeps_its_pace_and_leaves_the_rest_when_it_stops() {
         // (`learned`) did not come alone: forget it.
         g.keys[0].fres = 20;
         g.keys[0].kin = 0;
-        let at = |ms: i64, grant: &Grant, count: i64, alone: bool| Obs {
-            alone,
-            ..header(grant, 40, 40 - count, S - ms * MS)
-        };
         // 200 ms in, Close counted 9: two of ours, seven of theirs. At their pace they take
         // 16 more, beyond the 20 of the previous window: all 20 stay kept.
-        observe(&mut g, S + 100 * MS, &at(100, &ours[0], 6, first), &p);
-        let view = observe(&mut g, S + 200 * MS, &at(200, &ours[1], 9, later), &p);
+        counted(&mut g, 100, &ours[0], 6, first);
+        let view = counted(&mut g, 200, &ours[1], 9, later);
         assert_eq!(view.remaining, 40 - 20 - 3, "{first} {later}");
         // 450 ms in, nothing more of theirs for five times their pace. Another client: 7
         // and its pace for the 550 ms left, 11: 18 kept. Maybe ours: all 20.
-        let view = observe(&mut g, S + 450 * MS, &at(450, &ours[2], 10, later), &p);
+        let view = counted(&mut g, 450, &ours[2], 10, later);
         assert_eq!(view.remaining, 40 - kept - 3, "{first} {later}");
     }
 }
