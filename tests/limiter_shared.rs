@@ -124,7 +124,7 @@ async fn a_group_that_joins_later_costs_429s_only_in_the_window_it_appears() {
 #[tokio::test(start_paused = true)]
 async fn replicas_tell_which_groups_seem_to_share_an_undeclared_bucket() {
     for together in [true, false] {
-        let (_, replicas) = shared_in(40, 370, 400, 0, together).await;
+        let (_, replicas) = shared_in(40, 370, 600, 0, together).await;
         for (i, replica) in replicas.iter().enumerate() {
             let snapshot = replica.snapshot();
             let partners = |group: &str| {
@@ -141,6 +141,32 @@ async fn replicas_tell_which_groups_seem_to_share_an_undeclared_bucket() {
             };
             assert_eq!(partners(GROUPS[0]), a, "replica {i}, together {together}");
             assert_eq!(partners(GROUPS[1]), b, "replica {i}, together {together}");
+        }
+    }
+}
+
+/// Once a replica suspects the two groups of one bucket, they are served as one, by every
+/// replica: the group whose calls run out first leaves the rest of the window to the other
+/// at once. With an odd limit the groups' shares differ by one, so one backlog ends a few
+/// calls early; waiting to see that group stop cost the last full window 32 of 37.
+#[tokio::test(start_paused = true)]
+async fn a_suspected_pair_is_served_as_one_to_the_end_of_the_backlog() {
+    for (limit, calls) in [(37, 370), (69, 690), (41, 410)] {
+        for phase in [0, 370, 820] {
+            let outcome = shared(limit, phase, calls, 0).await;
+            let context = format!("limit {limit} phase {phase}");
+            let rejected: u64 = outcome.windows.values().map(|w| w.1).sum();
+            assert_eq!(rejected, 0, "{context}: {:?}", outcome.windows);
+            let least = (limit * 95).div_ceil(100);
+            // From the third window (the first two are the cold start's) to the last full one.
+            for (i, &accepted) in outcome.full_windows.iter().enumerate().skip(2) {
+                assert!(
+                    (least..=limit).contains(&accepted),
+                    "{context} full window {i}: {:?}",
+                    outcome.full_windows
+                );
+            }
+            assert_eq!(outcome.answered.values().sum::<u64>() as usize, calls);
         }
     }
 }

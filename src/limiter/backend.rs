@@ -91,4 +91,30 @@ impl Backend {
             Backend::Redis(redis) => redis.observe(bucket, obs, ask, origin).await,
         }
     }
+
+    /// See `policy::join`: the time from which `bucket`'s group is served in `host`'s
+    /// state, 0 when it was already; None when the shared state cannot be reached (the
+    /// groups stay apart).
+    pub async fn join(&self, bucket: &BucketRef, host: &str) -> Option<i64> {
+        match self {
+            Backend::Memory(state) => Some(state.join(bucket, host)),
+            Backend::Redis(redis) => redis.join(bucket, host).await,
+        }
+    }
+
+    /// See `policy::adopt`.
+    pub async fn adopt(&self, bucket: &BucketRef, from: i64) {
+        match self {
+            Backend::Memory(state) => state.adopt(bucket, from),
+            Backend::Redis(redis) => redis.adopt_or_leave(bucket, Some(from)).await,
+        }
+    }
+
+    /// See `policy::leave`.
+    pub async fn leave(&self, bucket: &BucketRef) {
+        match self {
+            Backend::Memory(state) => state.leave(bucket),
+            Backend::Redis(redis) => redis.adopt_or_leave(bucket, None).await,
+        }
+    }
 }

@@ -25,14 +25,18 @@ pub(crate) struct Group {
     bucket: BucketRef,
     local: Mutex<Local>,
     wake: Notify,
-    ids: AtomicU64,
     probe_poll: Duration,
 }
+
+/// Ids of waiting calls, unique across lines, as calls may move to another line.
+static IDS: AtomicU64 = AtomicU64::new(0);
 
 enum Step {
     Stop,
     Ask(Ask),
     Sleep(Option<Instant>),
+    /// This group is served in `host`'s line: hand it the calls waiting here.
+    Move(String, Vec<Waiter>),
 }
 
 impl Group {
@@ -42,7 +46,6 @@ impl Group {
             bucket,
             local: Mutex::new(Local::default()),
             wake: Notify::new(),
-            ids: AtomicU64::new(0),
             probe_poll: inner.config.probe_poll,
         });
         tokio::spawn(run(Arc::downgrade(inner), group.clone()));
@@ -64,7 +67,7 @@ impl Group {
     pub async fn acquire(&self, inner: &Inner, req: AcquireRequest) -> Reply {
         let prio = req.priority as usize;
         let now = Instant::now();
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let id = IDS.fetch_add(1, Ordering::Relaxed);
         let rx = {
             let mut local = self.lock();
             if let Some(until) = local.paused_until.filter(|u| *u > now)
@@ -91,6 +94,7 @@ impl Group {
             }
             let (tx, rx) = oneshot::channel();
             let waiter = Waiter {
+                group: req.group.clone(),
                 prio,
                 caller: req.caller.clone(),
                 deadline: req.deadline,
@@ -112,6 +116,26 @@ impl Group {
         let reply = rx.await;
         leave.armed = false;
         reply.unwrap_or_else(|_| Err(LimiterError::Backend("limiter stopped".into())))
+    }
+
+    /// Calls that waited in the line of a group now served in this one, in their order.
+    fn take_waiters(&self, waiters: Vec<Waiter>) {
+        {
+            let mut local = self.lock();
+            for waiter in waiters {
+                let id = IDS.fetch_add(1, Ordering::Relaxed);
+                let (prio, caller) = (waiter.prio, waiter.caller.clone());
+                local.queue.push(prio, &caller, id, waiter);
+            }
+            self.gauge_depth(&local);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Serves this group in `host`'s line from now on, or (None) in its own again.
+    pub fn move_to(&self, host: Option<String>) {
+        self.lock().moved_to = host;
+        self.wake.notify_one();
     }
 
     fn reject(&self, err: LimiterError) -> LimiterError {
@@ -230,6 +254,11 @@ impl Group {
             };
             self.hand_out(inner, &mut local, held, now);
         }
+        if let Some(host) = local.moved_to.clone().filter(|_| local.held.is_empty()) {
+            let waiters = local.queue.drain_where(|_| true);
+            self.gauge_depth(&local);
+            return Step::Move(host, waiters);
+        }
         self.gauge_depth(&local);
         let ask = local.ask(now, inner);
         let defer = inner.config.ask_gap;
@@ -258,7 +287,8 @@ impl Group {
         while let Some((_, waiter)) = local.queue.pop() {
             let waited = now - waiter.enqueued;
             let permit = Permit {
-                group: self.name.clone(),
+                group: waiter.group.clone(),
+                line: self.name.clone(),
                 waited,
                 key_index: held.grant.key,
                 seq: held.grant.seq,
@@ -273,11 +303,11 @@ impl Group {
                     local.sent += 1;
                     local.last_sent = Some(now);
                     let prio = Priority::ALL[waiter.prio.min(2)].as_str();
-                    metrics::histogram!("limiter_queue_wait_seconds", "group" => self.name.clone(),
+                    metrics::histogram!("limiter_queue_wait_seconds", "group" => waiter.group.clone(),
                         "priority" => prio)
                     .record(waited.as_secs_f64());
                     let remaining = local.view.as_ref().map_or(0, |(v, ..)| v.remaining);
-                    tracing::debug!(group = %self.name, caller = %waiter.caller,
+                    tracing::debug!(group = %waiter.group, line = %self.name, caller = %waiter.caller,
                         priority = prio, wait_ms = waited.as_millis() as u64, remaining, key = held.grant.key,
                         "limiter admitted call");
                     return;
@@ -323,6 +353,9 @@ impl Group {
                 if *why == Why::Paused {
                     local.paused_until = Some(at);
                     from = 0;
+                }
+                if *why == Why::Moved && !view.host.is_empty() && view.host != self.name {
+                    local.moved_to = Some(view.host.clone());
                 }
                 for g in &mut local.gate[from..] {
                     *g = Some(at);
@@ -376,6 +409,14 @@ async fn run(inner: Weak<Inner>, group: Arc<Group>) {
             Step::Ask(ask) => {
                 let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
                 group.apply(answer, view, origin, ask.prio);
+            }
+            Step::Move(host, waiters) => {
+                strong.route(&group.name, &host);
+                if !waiters.is_empty() {
+                    strong.line(&host).take_waiters(waiters);
+                }
+                drop(strong);
+                group.wake.notified().await;
             }
             Step::Sleep(until) => {
                 drop(strong);

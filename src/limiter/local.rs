@@ -65,6 +65,25 @@ impl MemoryState {
         })
     }
 
+    /// See `policy::join`: serves this group in `host`'s state from the returned time.
+    pub(crate) fn join(&self, bucket: &BucketRef, host: &str) -> i64 {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let now = self.now();
+        self.with(bucket, |g| policy::join(g, now, host))
+    }
+
+    pub(crate) fn adopt(&self, bucket: &BucketRef, from: i64) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let now = self.now();
+        self.with(bucket, |g| policy::adopt(g, now, from));
+    }
+
+    pub(crate) fn leave(&self, bucket: &BucketRef) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let now = self.now();
+        self.with(bucket, |g| policy::leave(g, now));
+    }
+
     /// Starts a bucket with a limit learned elsewhere (the fallback after losing Redis).
     pub(crate) fn seed(&self, bucket: &BucketRef, lim: i64, win: i64) {
         if lim <= 0 || win <= 0 {
@@ -93,6 +112,7 @@ impl MemoryState {
                 org: bucket.org.then(Bucket::default),
                 demand: HashMap::new(),
                 tick: [0; 3],
+                host: String::new(),
             });
         f(state)
     }

@@ -10,6 +10,7 @@ mod backend;
 mod config;
 mod dispatch;
 pub mod groups;
+mod join;
 mod local;
 mod policy;
 mod queue;
@@ -33,6 +34,7 @@ pub use redis::SCRIPT;
 
 use backend::{Backend, BucketRef, Origin};
 use dispatch::Group;
+use sharing::Seen;
 
 /// Priority of a call, from the gRPC metadata `x-priority`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -87,6 +89,8 @@ pub struct AcquireRequest {
 #[derive(Debug)]
 pub struct Permit {
     pub group: String,
+    /// The group whose line and state granted it: `group`, or the group it joined.
+    line: String,
     /// Time spent waiting in the limiter.
     pub waited: Duration,
     /// Which API key of the pool to send the call with (0 without a pool).
@@ -114,6 +118,7 @@ impl Drop for Permit {
         };
         let permit = Permit {
             group: std::mem::take(&mut self.group),
+            line: std::mem::take(&mut self.line),
             release: None,
             ..*self
         };
@@ -197,6 +202,8 @@ pub(crate) struct Inner {
     pool: String,
     groups: Mutex<HashMap<String, Arc<Group>>>,
     sharing: sharing::Sharing,
+    /// Groups served in another group's line and state (`policy/join.rs`): guest → host.
+    routes: Mutex<HashMap<String, String>>,
 }
 
 impl Drop for Inner {
@@ -247,6 +254,7 @@ impl Limiter {
                 pool,
                 groups: Mutex::new(HashMap::new()),
                 sharing: sharing::Sharing::default(),
+                routes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -260,7 +268,7 @@ impl Limiter {
     /// arrival, bounded by the deadline. Cancel-safe: dropping the future leaves the line and
     /// uses no room.
     pub async fn acquire(&self, req: AcquireRequest) -> Result<Permit, LimiterError> {
-        let group = self.group(&req.group);
+        let group = self.inner.line(&req.group);
         group.acquire(&self.inner, req).await
     }
 
@@ -273,14 +281,25 @@ impl Limiter {
 
     async fn report(&self, mut permit: Permit, status: u16, info: &RateLimitInfo) {
         permit.release = None;
-        let group = self.group(&permit.group);
+        let group = self.inner.group(&permit.line);
         let now = tokio::time::Instant::now();
-        if let Some((a, b)) = self.inner.sharing.record(&permit.group, now, status, info) {
-            tracing::warn!(
-                group_a = %a,
-                group_b = %b,
-                "groups seem to share one close bucket; declare them as one group in the group file"
-            );
+        let sent = permit.issued;
+        for seen in self
+            .inner
+            .sharing
+            .record(&permit.group, sent, now, status, info)
+        {
+            match seen {
+                Seen::Together(host, guest) => {
+                    tracing::warn!(group_a = %host, group_b = %guest,
+                        "groups seem to share one close bucket; serving them as one; declare them as one group in the group file");
+                    tokio::spawn(join::join(self.inner.clone(), host, guest));
+                }
+                Seen::Apart(a, b) if self.inner.joined(&a, &b) => {
+                    tokio::spawn(join::leave(self.inner.clone(), a, b));
+                }
+                Seen::Apart(..) => {}
+            }
         }
         group.observe(&self.inner, &permit, status, info).await;
     }
@@ -317,21 +336,35 @@ impl Limiter {
         }
         out
     }
+}
 
-    fn group(&self, name: &str) -> Arc<Group> {
-        let Ok(mut groups) = self.inner.groups.lock() else {
+impl Inner {
+    /// The line serving calls of group `name`: its own, or the one of the group it joined.
+    fn line(self: &Arc<Self>, name: &str) -> Arc<Group> {
+        let host = self.routes.lock().ok().and_then(|r| r.get(name).cloned());
+        self.group(host.as_deref().unwrap_or(name))
+    }
+
+    fn route(&self, guest: &str, host: &str) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.insert(guest.to_owned(), host.to_owned());
+        }
+    }
+
+    fn group(self: &Arc<Self>, name: &str) -> Arc<Group> {
+        let Ok(mut groups) = self.groups.lock() else {
             // A poisoned map only means another thread panicked; serve from a fresh line.
-            return Group::start(&self.inner, self.bucket(name));
+            return Group::start(self, self.bucket(name));
         };
         if let Some(group) = groups.get(name) {
             return group.clone();
         }
-        let group = Group::start(&self.inner, self.bucket(name));
+        let group = Group::start(self, self.bucket(name));
         groups.insert(name.to_owned(), group.clone());
         group
     }
 
     fn bucket(&self, group: &str) -> BucketRef {
-        BucketRef::new(&self.inner.pool, group, &self.inner.config)
+        BucketRef::new(&self.pool, group, &self.config)
     }
 }

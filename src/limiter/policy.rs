@@ -25,6 +25,8 @@ pub enum Why {
     Pacing = 4,
     /// Higher-priority calls wait on other replicas for the little room left.
     Priority = 5,
+    /// The group is served in another group's state from `until` on (`View::host`).
+    Moved = 6,
 }
 
 impl Why {
@@ -34,6 +36,7 @@ impl Why {
             2 => Why::Probe,
             4 => Why::Pacing,
             5 => Why::Priority,
+            6 => Why::Moved,
             _ => Why::Full,
         }
     }
@@ -96,6 +99,11 @@ pub struct Bucket {
     /// Until when an answer said a group of ours may be counted in this bucket too
     /// (`Obs::alone` false): till then, others may be ours (see `room_now`).
     pub kin: i64,
+    /// From when this group is served in another group's state (see `join.rs`), 0 never.
+    pub moved: i64,
+    /// From when this state also serves a group that joined it: the window beginning then
+    /// has no history, as what others took before were that group's calls.
+    pub adopt: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -108,6 +116,8 @@ pub struct GroupState {
     /// Per priority, the next time not yet given to a replica for its next ask (see
     /// `demand.rs`).
     pub tick: [i64; 3],
+    /// The group this one is served with once `moved`.
+    pub host: String,
 }
 
 /// What one replica reported: waiting calls per priority, until when they count, and its
@@ -212,7 +222,13 @@ pub struct View {
     /// Nominal time between two admissions.
     pub interval: i64,
     pub demand: [i64; 3],
+    /// The group this one is served with, with `Why::Moved`.
+    pub host: String,
 }
+
+/// Our calls of an adopted window's predecessor: more than any count, so that none of
+/// them is taken for others'.
+const ADOPTED: i64 = 1 << 40;
 
 fn eff(lim: i64, p: &Params) -> i64 {
     let margin = lim * p.margin_pm / 1000;
@@ -236,16 +252,37 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
         return;
     }
     let next = now < b.end + b.win;
-    b.end = if next { b.end + b.win } else { now + b.win };
+    let start = if next { b.end } else { now };
+    b.end = start + b.win;
+    // The others of the window before were the group served here from now on: none are
+    // known, even once its late answers come (`previous`). So for two windows: its calls
+    // admitted before the move may still reach Close in the first.
+    let adopted = b.adopt > 0 && start >= b.adopt - b.win / 2;
+    let first = adopted && start < b.adopt + b.win / 2;
+    if adopted && !first {
+        b.adopt = 0;
+    }
     // After idleness the previous window tells nothing of the next.
     b.hist = i64::from(next);
     b.ph = if next { b.nh } else { 0 };
     b.pn = if next { b.nn } else { 0 };
+    if first {
+        // The more urgent calls of the group served here from now on come too: expect as
+        // many as a window without history does (see `expected_before`), or ours if more.
+        // Ours alone left `high` calls of both groups waiting for the next window.
+        let eighth = eff(b.lim, p) / 8;
+        b.ph = b.ph.max(eighth);
+        b.pn = b.pn.max(eighth);
+    }
     b.nh = 0;
     b.nn = 0;
     b.pcmax = if next { b.cmax } else { 0 };
     // Our straddlers were ours, not others, in the window Close counted them in.
     b.pnobs = if next { b.nobs + b.nstr } else { 0 };
+    if adopted {
+        b.pcmax = 0;
+        b.pnobs = ADOPTED;
+    }
     b.pbase = b.base;
     b.ptobs = b.tobs;
     b.fres = reserve(b, p);
@@ -302,7 +339,11 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
     sync_org(g, now, p);
     let mut grants = Vec::new();
     let mut wait = (i64::MAX, Why::Full);
-    while (grants.len() as i64) < ask.n {
+    let moved = g.keys.first().map_or(0, |k| k.moved);
+    if moved > 0 && now >= moved {
+        wait = (moved, Why::Moved);
+    }
+    while wait.1 != Why::Moved && (grants.len() as i64) < ask.n {
         let mut best: Option<(usize, Slot)> = None;
         for (i, key) in g.keys.iter_mut().enumerate() {
             match candidate(key, now, ask, d_hi, p) {
@@ -321,6 +362,10 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
         let Some((i, slot)) = best else {
             break;
         };
+        if moved > 0 && slot.at >= moved {
+            wait = (moved, Why::Moved);
+            break;
+        }
         if let Some(org) = g.org.as_mut() {
             if org.lim > 0 {
                 roll(org, now, p);
@@ -347,7 +392,11 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
     if grants.is_empty() {
         let until = if wait.0 == i64::MAX { now } else { wait.0 };
         let until = demand::next_ask(g, now, ask, until, wait.1, p);
-        return (Answer::Wait { until, why: wait.1 }, view(g, now, p));
+        let mut v = view(g, now, p);
+        if wait.1 == Why::Moved {
+            v.host = g.host.clone();
+        }
+        return (Answer::Wait { until, why: wait.1 }, v);
     }
     demand::leave_line(g, now, ask, grants.len() as i64);
     // Fewer slots than asked: the rest are not free before `wait.0`.
@@ -403,6 +452,7 @@ fn remaining(b: &Bucket, now: i64, p: &Params) -> i64 {
 }
 
 mod demand;
+mod join;
 mod learn;
 mod room;
 mod slot;
@@ -411,6 +461,7 @@ use demand::{higher_demand, update_demand};
 use room::{reserve, room, room_now};
 use slot::{Slot, candidate, commit};
 
+pub use join::{adopt, join, leave};
 #[cfg(test)]
 use learn::observe;
 pub use learn::observe_then_acquire;

@@ -172,6 +172,55 @@ impl RedisBackend {
         Some((view, None, Origin::Fallback))
     }
 
+    pub async fn join(&self, bucket: &BucketRef, host: &str) -> Option<i64> {
+        if !self.is_up() {
+            return None;
+        }
+        match self.eval_join(bucket, host, None).await {
+            Ok(from) => Some(from),
+            Err(err) => {
+                self.went_down(&bucket.group, &err);
+                None
+            }
+        }
+    }
+
+    pub async fn adopt_or_leave(&self, bucket: &BucketRef, from: Option<i64>) {
+        if !self.is_up() {
+            return;
+        }
+        if let Err(err) = self.eval_adopt_or_leave(bucket, from, None).await {
+            self.went_down(&bucket.group, &err);
+        }
+    }
+
+    /// Runs `policy::join` on the guest's state: the time from which it is served in
+    /// `host`'s. `now` replaces Redis's clock in tests.
+    pub async fn eval_join(
+        &self,
+        bucket: &BucketRef,
+        host: &str,
+        now: Option<i64>,
+    ) -> Result<i64, LimiterError> {
+        let mut inv = self.invocation(bucket, "join", now);
+        inv.arg(host);
+        number(&self.run(&inv).await?, 1)
+    }
+
+    /// Runs `policy::adopt` (with `from`) or, without, `policy::leave`.
+    pub async fn eval_adopt_or_leave(
+        &self,
+        bucket: &BucketRef,
+        from: Option<i64>,
+        now: Option<i64>,
+    ) -> Result<(), LimiterError> {
+        let mut inv = self.invocation(bucket, if from.is_some() { "adopt" } else { "leave" }, now);
+        if let Some(from) = from {
+            inv.arg(from);
+        }
+        self.run(&inv).await.map(|_| ())
+    }
+
     /// Runs the acquire step; `now` replaces Redis's clock in tests.
     pub async fn eval_acquire(
         &self,
@@ -344,12 +393,19 @@ fn decode(out: &[String]) -> Result<(Option<Answer>, View), LimiterError> {
         n429: v(6)?,
         interval: v(7)?,
         demand: [v(8)?, v(9)?, v(10)?],
+        host: String::new(),
     };
     match number(out, 1)? {
         0 => {
+            let why = Why::from_code(number(out, 3)?);
             let answer = Answer::Wait {
                 until: number(out, 2)?,
-                why: Why::from_code(number(out, 3)?),
+                why,
+            };
+            let host = out.get(VIEW_AT + VIEW_LEN).filter(|_| why == Why::Moved);
+            let view = View {
+                host: host.cloned().unwrap_or_default(),
+                ..view
             };
             return Ok((Some(answer), view));
         }

@@ -98,6 +98,10 @@ async fn conformance(keys: usize, seed: u64) -> HashSet<i64> {
         now += rng.next(80_000) as i64;
         let replica = format!("r{}", rng.next(3));
         let demand = [rng.next(3) as i64, rng.next(2) as i64, rng.next(4) as i64];
+        if rng.next(25) == 0 {
+            join_step(&redis, &bucket, &mut state, now, rng.next(4)).await;
+            continue;
+        }
         if outstanding.is_empty() || rng.next(2) == 0 {
             let ask = Ask {
                 prio: rng.next(3) as usize,
@@ -171,6 +175,36 @@ async fn conformance(keys: usize, seed: u64) -> HashSet<i64> {
     seen
 }
 
+/// One of `policy/join.rs`'s steps, by `pick`: join (twice as likely), adopt, leave.
+async fn join_step(
+    redis: &RedisBackend,
+    bucket: &BucketRef,
+    state: &mut GroupState,
+    now: i64,
+    pick: u64,
+) {
+    match pick {
+        0 | 1 => {
+            let expect = policy::join(state, now, "activity.write");
+            let got = redis.eval_join(bucket, "activity.write", Some(now)).await;
+            assert_eq!(got, Ok(expect), "join at {now}");
+        }
+        2 => {
+            let from = now + 500_000;
+            policy::adopt(state, now, from);
+            let got = redis
+                .eval_adopt_or_leave(bucket, Some(from), Some(now))
+                .await;
+            assert_eq!(got, Ok(()), "adopt at {now}");
+        }
+        _ => {
+            policy::leave(state, now);
+            let got = redis.eval_adopt_or_leave(bucket, None, Some(now)).await;
+            assert_eq!(got, Ok(()), "leave at {now}");
+        }
+    }
+}
+
 /// Seeds enough for every kind of answer to occur.
 async fn conformance_all(keys: usize, seeds: std::ops::Range<u64>, kinds: &[i64]) {
     let mut seen = HashSet::new();
@@ -184,7 +218,7 @@ async fn conformance_all(keys: usize, seeds: std::ops::Range<u64>, kinds: &[i64]
 
 #[tokio::test]
 async fn script_matches_policy_with_one_key() {
-    conformance_all(1, 1..5, &[0, 1, 11, 12, 13, 14, 15]).await;
+    conformance_all(1, 1..5, &[0, 1, 11, 12, 13, 14, 15, 16]).await;
 }
 
 #[tokio::test]

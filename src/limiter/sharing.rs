@@ -8,6 +8,12 @@
 //! count collided while, were the groups counted apart, about six would have been expected
 //! (a false suspicion then has a chance of about e^-6); one collision clears it.
 //!
+//! Order proves the converse at once: a call sent after another group's call was answered
+//! reaches Close after it was counted, so in one bucket it gets a higher count. A lower or
+//! equal one, in the same window, proves two buckets. Unlike collisions, this does not rely
+//! on which calls a replica happens to see: replicas that take turns may each see counts
+//! that never collide (every third one, say), counted together or not.
+//!
 //! The scheduler asks the converse (`alone`): whether every group that could be counted in
 //! one bucket with a given group was seen counted apart from it. Only then are calls that
 //! Close counted beside ours known to be another client's, which keep their pace.
@@ -24,6 +30,15 @@ use crate::close::ratelimit::RateLimitInfo;
 const SAME_WINDOW: Duration = Duration::from_millis(200);
 /// Collisions expected if counted apart, in thousandths, before a pair is suspected.
 const EVIDENCE: u64 = 6_000;
+
+/// What one answer showed of a pair of groups (names in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Newly suspected of sharing one bucket.
+    Together(String, String),
+    /// Seen counted apart, in a window of the answer's.
+    Apart(String, String),
+}
 
 #[derive(Default)]
 pub(crate) struct Sharing {
@@ -42,6 +57,8 @@ struct Window {
     limit: u64,
     end: Instant,
     counts: BTreeSet<u64>,
+    /// When each count came back, in that order.
+    answered: Vec<(Instant, u64)>,
 }
 
 #[derive(Default)]
@@ -66,30 +83,35 @@ fn near(a: Instant, b: Instant) -> bool {
 }
 
 impl Sharing {
-    /// Records one answer of `group`; returns a pair newly suspected of sharing a bucket.
+    /// Records one answer of `group` to a call sent (handed its permit) at `sent`; returns
+    /// the pairs it newly suspects of sharing a bucket and those it just saw counted apart.
     pub(crate) fn record(
         &self,
         group: &str,
+        sent: Instant,
         now: Instant,
         status: u16,
         info: &RateLimitInfo,
-    ) -> Option<(String, String)> {
+    ) -> Vec<Seen> {
         let (Some(limit), Some(remaining), Some(reset)) = (info.limit, info.remaining, info.reset)
         else {
-            return None;
+            return Vec::new();
         };
         // A 429 was not counted; its `remaining` says nothing of a call of its own.
         if status == 429 || remaining >= limit {
-            return None;
+            return Vec::new();
         }
         let Ok(mut state) = self.state.lock() else {
-            return None;
+            return Vec::new();
         };
+        let count = limit - remaining;
         let current = Window {
             limit,
             end: now + reset,
             counts: BTreeSet::new(),
+            answered: Vec::new(),
         };
+        let mut found = out_of_order(&mut state, group, &current, sent, count);
         let slots = state.windows.entry(group.to_owned()).or_default();
         let rolled = match &slots[0] {
             Some(w) if w.same(&current) => None,
@@ -97,16 +119,13 @@ impl Sharing {
         };
         if let Some(done) = rolled {
             slots[1] = Some(done.clone());
-            let found = compare(&mut state, group, &done);
-            if let Some(w) = state.windows.get_mut(group).and_then(|s| s[0].as_mut()) {
-                w.counts.insert(limit - remaining);
-            }
-            return found;
+            found.extend(compare(&mut state, group, &done));
         }
-        if let Some(w) = slots[0].as_mut() {
-            w.counts.insert(limit - remaining);
+        if let Some(w) = state.windows.get_mut(group).and_then(|s| s[0].as_mut()) {
+            w.counts.insert(count);
+            w.answered.push((now, count));
         }
-        None
+        found
     }
 
     /// Whether every other group whose answers showed the same limit and window as
@@ -158,9 +177,47 @@ impl Sharing {
     }
 }
 
+/// Pairs that a call of `group` with `count`, sent at `sent`, proves apart: another group's
+/// call of the same window came back before it was sent with a count as high.
+fn out_of_order(
+    state: &mut State,
+    group: &str,
+    window: &Window,
+    sent: Instant,
+    count: u64,
+) -> Vec<Seen> {
+    let mut apart = Vec::new();
+    for (name, slots) in &state.windows {
+        if name == group {
+            continue;
+        }
+        let before = slots.iter().flatten().filter(|w| w.same(window)).any(|w| {
+            w.answered
+                .iter()
+                .take_while(|(at, _)| *at < sent)
+                .any(|(_, c)| *c >= count)
+        });
+        if before {
+            apart.push(key(group, name));
+        }
+    }
+    let mut found = Vec::new();
+    for pair in apart {
+        state.pairs.insert(
+            pair.clone(),
+            Pair {
+                distinct: true,
+                ..Pair::default()
+            },
+        );
+        found.push(Seen::Apart(pair.0, pair.1));
+    }
+    found
+}
+
 /// Compares the window `group` just finished with every other group's matching window.
-fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, String)> {
-    let mut found = None;
+fn compare(state: &mut State, group: &str, done: &Window) -> Vec<Seen> {
+    let mut found = Vec::new();
     let others: Vec<(String, Window)> = state
         .windows
         .iter()
@@ -178,6 +235,7 @@ fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, Str
                 distinct: true,
                 ..Pair::default()
             };
+            found.push(Seen::Apart(key.0, key.1));
             continue;
         }
         if pair.counted.is_some_and(|end| near(end, window.end)) {
@@ -189,7 +247,7 @@ fn compare(state: &mut State, group: &str, done: &Window) -> Option<(String, Str
         if pair.evidence >= EVIDENCE && !pair.suspected {
             pair.suspected = true;
             pair.distinct = false;
-            found = Some(key);
+            found.push(Seen::Together(key.0, key.1));
         }
     }
     found

@@ -15,6 +15,8 @@ use crate::limiter::policy::{Ask, Grant, HIGH, View};
 use crate::limiter::queue::Queue;
 
 pub(crate) struct Waiter {
+    /// The call's own group: this line may serve a group that joined it (`join.rs`).
+    pub group: String,
     pub prio: usize,
     pub caller: String,
     pub deadline: Option<Instant>,
@@ -48,6 +50,8 @@ pub(crate) struct Local {
     /// also the time of the last), so an observation, which carries an ask, is expected.
     pub sent: usize,
     pub last_sent: Option<Instant>,
+    /// The group whose line serves this one's calls from now on (`policy/join.rs`).
+    pub moved_to: Option<String>,
 }
 
 pub(crate) fn later(now: Instant, from: i64, to: i64) -> Instant {
@@ -59,7 +63,7 @@ impl Local {
     /// held slot covers. `None` when nothing is needed or an ask is under way.
     pub fn ask(&self, now: Instant, inner: &Inner) -> Option<Ask> {
         let paused = self.paused_until.is_some_and(|p| p > now);
-        if paused || self.asking {
+        if paused || self.asking || self.moved_to.is_some() {
             return None;
         }
         // Held slots serve the most urgent calls first: ask at the priority of the most

@@ -13,6 +13,7 @@ use crate::limiter::{Limiter, LimiterConfig};
 fn wait(local: &mut Local, prio: usize, id: u64, now: Instant) {
     let (tx, _rx) = oneshot::channel();
     let waiter = Waiter {
+        group: String::new(),
         prio,
         caller: String::new(),
         deadline: None,

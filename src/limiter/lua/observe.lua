@@ -158,6 +158,35 @@ local function demand_args(at)
   return {tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])}
 end
 
+-- See policy/join.rs: one group served in another's state.
+if ARGV[1] == 'join' then
+  if keys[1].moved > 0 then return {fmt(now), '0'} end
+  local from = max(now, 1)
+  for _, key in ipairs(keys) do from = max(from, key['end']) end
+  for i, key in ipairs(keys) do
+    key.moved = from
+    save(KEYS[i + 2], key)
+  end
+  redis.call('HSET', KEYS[3], 'host', ARGV[A + 1])
+  return {fmt(now), fmt(from)}
+end
+if ARGV[1] == 'adopt' then
+  local from = tonumber(ARGV[A + 1])
+  for i, key in ipairs(keys) do
+    if key.adopt == 0 or from < key.adopt then key.adopt = from end
+    save(KEYS[i + 2], key)
+  end
+  return {fmt(now)}
+end
+if ARGV[1] == 'leave' then
+  for i, key in ipairs(keys) do
+    key.moved = 0
+    save(KEYS[i + 2], key)
+  end
+  redis.call('HDEL', KEYS[3], 'host')
+  return {fmt(now)}
+end
+
 if ARGV[1] == 'acquire' then
   local kind, till, why, grants = acquire(tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]),
     tonumber(ARGV[A + 3]), ARGV[A + 4], demand_args(A + 5))

@@ -127,6 +127,9 @@ local function reply(granted, till, why, grants)
   for _, g in ipairs(grants) do
     for _, x in ipairs(g) do out[#out + 1] = fmt(x) end
   end
+  if granted == 0 and why == 6 then
+    out[#out + 1] = redis.call('HGET', KEYS[3], 'host') or ''
+  end
   return out
 end
 
@@ -151,7 +154,7 @@ end
 
 local function next_ask(prio, replica, till, why)
   local g = gap()
-  if prio == HIGH or g <= 0 or why == 1 or why == 2 then return till end
+  if prio == HIGH or g <= 0 or why == 1 or why == 2 or why == 6 then return till end
   local others = false
   for name, counts in pairs(demand) do
     if name ~= replica and counts[prio + 1] > 0 then others = true end
@@ -174,7 +177,9 @@ local function acquire(prio, n, max_wait, replica, d)
   sync_org()
   local grants = {}
   local wait_till, wait_why = nil, 3
-  while #grants < n do
+  local moved = keys[1].moved
+  if moved > 0 and now >= moved then wait_till, wait_why = moved, 6 end
+  while wait_why ~= 6 and #grants < n do
     local best, best_i = nil, nil
     for i, key in ipairs(keys) do
       local slot, till, why = candidate(key, prio, max_wait, d_hi)
@@ -185,6 +190,10 @@ local function acquire(prio, n, max_wait, replica, d)
       end
     end
     if best == nil then break end
+    if moved > 0 and best.at >= moved then
+      wait_till, wait_why = moved, 6
+      break
+    end
     if org ~= nil then
       if org.lim > 0 then
         roll(org)

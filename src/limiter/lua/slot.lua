@@ -20,14 +20,24 @@ end
 local function roll(b)
   if b.lim == 0 or now < b['end'] then return end
   local nxt = now < b['end'] + b.win
-  if nxt then b['end'] = b['end'] + b.win else b['end'] = now + b.win end
+  local start = now
+  if nxt then start = b['end'] end
+  b['end'] = start + b.win
+  local adopted = b.adopt > 0 and start >= b.adopt - idiv(b.win, 2)
+  local first = adopted and start < b.adopt + idiv(b.win, 2)
+  if adopted and not first then b.adopt = 0 end
   if nxt then
     b.hist, b.ph, b.pn = 1, b.nh, b.nn
   else
     b.hist, b.ph, b.pn = 0, 0, 0
   end
+  if first then
+    local eighth = idiv(eff(b.lim), 8)
+    b.ph, b.pn = max(b.ph, eighth), max(b.pn, eighth)
+  end
   b.nh, b.nn = 0, 0
   if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs + b.nstr else b.pcmax, b.pnobs = 0, 0 end
+  if adopted then b.pcmax, b.pnobs = 0, 1099511627776 end
   b.pbase = b.base
   b.ptobs = b.tobs
   b.fres = reserve(b)

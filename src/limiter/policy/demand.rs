@@ -66,7 +66,7 @@ pub(super) fn next_ask(
     p: &Params,
 ) -> i64 {
     let gap = gap(g, p);
-    if ask.prio == HIGH || gap <= 0 || matches!(why, Why::Paused | Why::Probe) {
+    if ask.prio == HIGH || gap <= 0 || matches!(why, Why::Paused | Why::Probe | Why::Moved) {
         return until;
     }
     let others = g

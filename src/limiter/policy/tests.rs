@@ -1,5 +1,6 @@
 use super::*;
 
+mod join;
 mod others;
 
 const S: i64 = 1_000_000;

@@ -36,12 +36,11 @@ fn run(sharing: &Sharing, shared: bool, windows: u32, per_window: u64, every: u6
                 continue;
             }
             let answer = info(40, 40 - count, end - at);
-            if sharing
-                .record(groups[g], start + at, 200, &answer)
-                .is_some()
-            {
-                found += 1;
-            }
+            let seen = sharing.record(groups[g], start + at, start + at, 200, &answer);
+            found += seen
+                .iter()
+                .filter(|s| matches!(s, Seen::Together(..)))
+                .count();
         }
     }
     found
@@ -79,10 +78,10 @@ fn answers_without_a_count_are_ignored() {
     let sharing = Sharing::default();
     let now = Instant::now();
     let throttled = info(40, 0, Duration::from_millis(300));
-    assert_eq!(sharing.record("a", now, 429, &throttled), None);
+    assert_eq!(sharing.record("a", now, now, 429, &throttled), []);
     assert_eq!(
-        sharing.record("a", now, 200, &RateLimitInfo::default()),
-        None
+        sharing.record("a", now, now, 200, &RateLimitInfo::default()),
+        []
     );
     assert!(sharing.state.lock().expect("state").windows.is_empty());
 }
@@ -112,19 +111,79 @@ fn a_group_with_no_other_of_its_limit_is_alone() {
     let sharing = Sharing::default();
     let now = Instant::now();
     let reset = Duration::from_millis(600);
-    sharing.record("lead.read", now, 200, &info(24, 20, reset));
+    sharing.record("lead.read", now, now, 200, &info(24, 20, reset));
     assert!(sharing.alone("lead.read"));
-    sharing.record("task.read", now, 200, &info(64, 60, reset));
+    sharing.record("task.read", now, now, 200, &info(64, 60, reset));
     assert!(sharing.alone("lead.read"));
     // Same limit, window ending 300 ms apart: another window of Close, another bucket.
     sharing.record(
         "lead.write",
+        now,
         now + Duration::from_millis(300),
         200,
         &info(24, 20, reset),
     );
     assert!(sharing.alone("lead.read"));
     // Same limit and window: maybe one bucket, till counts collide.
-    sharing.record("search", now, 200, &info(24, 19, reset));
+    sharing.record("search", now, now, 200, &info(24, 19, reset));
     assert!(!sharing.alone("lead.read"));
+}
+
+#[test]
+fn a_call_sent_after_another_groups_answer_with_no_higher_count_proves_two_buckets() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    // One window, ending at t + 900 ms, for every answer below.
+    let answer = |at: u64, count: u64| info(40, 40 - count, ms(900 - at));
+    assert_eq!(sharing.record("a", t, t + ms(10), 200, &answer(10, 5)), []);
+    // Sent before a's answer came: a lower count says nothing.
+    assert_eq!(
+        sharing.record("b", t + ms(5), t + ms(20), 200, &answer(20, 3)),
+        []
+    );
+    // Sent after it, counted after it: as in one bucket.
+    assert_eq!(
+        sharing.record("b", t + ms(11), t + ms(30), 200, &answer(30, 6)),
+        []
+    );
+    assert!(!sharing.alone("a"));
+    // Sent after it, counted before it: two buckets, before any count collided.
+    assert_eq!(
+        sharing.record("b", t + ms(12), t + ms(40), 200, &answer(40, 4)),
+        [Seen::Apart("a".to_owned(), "b".to_owned())]
+    );
+    assert!(sharing.alone("a"));
+    assert!(sharing.alone("b"));
+}
+
+/// Replicas that take turns: each sees every third count of each group. Counts of two
+/// buckets then may never collide on one replica; their order still tells.
+#[test]
+fn two_buckets_whose_counts_a_replica_sees_never_collide_are_told_apart_by_order() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    let mut apart = 0;
+    for w in 0..10u64 {
+        let start = t + Duration::from_secs(w);
+        let end = start + Duration::from_secs(1);
+        for k in 0..12u64 {
+            // Both buckets count at one pace; this replica sees a's counts 2, 5, 8, ... and
+            // b's 1, 4, 7, ... a little later: never the same count, b's lower each time.
+            for (group, count, at) in [("a", 3 * k + 2, 10), ("b", 3 * k + 1, 50)] {
+                let at = start + ms(80 * k + at);
+                let answer = info(40, 40 - count, end - at);
+                let seen = sharing.record(group, at - ms(5), at, 200, &answer);
+                apart += seen.iter().filter(|s| matches!(s, Seen::Apart(..))).count();
+                assert!(
+                    !seen.iter().any(|s| matches!(s, Seen::Together(..))),
+                    "window {w}"
+                );
+            }
+        }
+    }
+    assert!(sharing.partners("a").is_empty());
+    assert!(sharing.alone("a"));
+    assert!(apart >= 10, "{apart}");
 }

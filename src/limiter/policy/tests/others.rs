@@ -6,7 +6,7 @@ use super::*;
 /// Limit 40 per second, the window ending at S: another group of ours, counted by Close in
 /// the same bucket, sends one call after each of our 19; one more of ours (returned) is
 /// still unanswered when the window ends.
-fn a_window_shared_half_and_half() -> (GroupState, Grant) {
+pub(super) fn a_window_shared_half_and_half() -> (GroupState, Grant) {
     let p = params();
     let mut g = learned(40, S);
     seen_before(&mut g);
