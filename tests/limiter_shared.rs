@@ -141,6 +141,24 @@ async fn replicas_tell_which_groups_seem_to_share_an_undeclared_bucket() {
             };
             assert_eq!(partners(GROUPS[0]), a, "replica {i}, together {together}");
             assert_eq!(partners(GROUPS[1]), b, "replica {i}, together {together}");
+            // Every replica serves the guest (the name sorting second) in the host's state.
+            let served_in = |group: &str| {
+                snapshot
+                    .iter()
+                    .find(|s| s.group == group)
+                    .and_then(|s| s.served_in.clone())
+            };
+            let host = together.then(|| GROUPS[1].to_owned());
+            assert_eq!(
+                served_in(GROUPS[0]),
+                host,
+                "replica {i}, together {together}"
+            );
+            assert_eq!(
+                served_in(GROUPS[1]),
+                None,
+                "replica {i}, together {together}"
+            );
         }
     }
 }

@@ -187,6 +187,7 @@ pub struct Learned {
     pub limit: u64,
     pub source: String,
     pub shared_with: Vec<String>,
+    pub served_in: String,
 }
 
 /// `GetRateLimits` of the first replica, when the gateway serves it.
@@ -210,6 +211,7 @@ async fn learned(addrs: &[SocketAddr]) -> Result<Vec<Learned>, String> {
             group: g.group,
             limit: g.limit,
             shared_with: g.suspected_shared_with,
+            served_in: g.served_in,
         })
         .collect())
 }

@@ -199,6 +199,9 @@ fn notes(out: &mut String, scenario: &Scenario, f: &PhaseFigures) {
                             let with = l.shared_with.join(", ");
                             cell += &format!(" (seems to share a bucket with {with})");
                         }
+                        if !l.served_in.is_empty() {
+                            cell += &format!(" (served in {}'s state)", l.served_in);
+                        }
                         cell
                     })
                     .collect();

@@ -188,6 +188,9 @@ pub struct GroupSnapshot {
     /// Groups this replica suspects Close counts in one bucket with this one, undeclared
     /// (see `sharing.rs`): declare them as one group in the group file.
     pub suspected_shared_with: Vec<String>,
+    /// The group whose line and shared state serve this one's calls on this replica, when
+    /// the pair is served as one (`join.rs`).
+    pub served_in: Option<String>,
 }
 
 /// The limiter. Cheap to clone; every clone shares the same lines and backend.

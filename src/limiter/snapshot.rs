@@ -25,6 +25,7 @@ pub(crate) fn snapshot(inner: &Inner, name: &str, group: Option<&Group>) -> Grou
         throttled: 0,
         last_header: None,
         suspected_shared_with: inner.sharing.partners(name),
+        served_in: inner.routes.lock().ok().and_then(|r| r.get(name).cloned()),
     };
     let Some(group) = group else {
         return snap;

@@ -56,6 +56,7 @@ fn group_message(snapshot: GroupSnapshot) -> GroupRateLimit {
         throttled_total: snapshot.throttled,
         last_header: snapshot.last_header.unwrap_or_default(),
         suspected_shared_with: snapshot.suspected_shared_with,
+        served_in: snapshot.served_in.unwrap_or_default(),
     }
 }
 
