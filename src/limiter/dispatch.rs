@@ -175,7 +175,9 @@ impl Group {
             }
             // Waiting calls ride on this round trip: no extra backend call for them.
             let ask = local.ask(now, inner);
-            local.asking |= ask.is_some();
+            if let Some(ask) = &ask {
+                local.asking[ask.prio] += 1;
+            }
             (local.demand(now), ask)
         };
         let obs = Obs {
@@ -199,17 +201,15 @@ impl Group {
             .backend
             .observe(&self.bucket, &obs, ask.as_ref(), permit.origin)
             .await;
+        let prio = ask.as_ref().map(|a| a.prio);
         match reply {
-            Some((view, Some(answer), origin)) => {
-                let prio = ask.as_ref().map_or(0, |a| a.prio);
-                self.apply(answer, view, origin, prio)
-            }
+            Some((view, Some(answer), origin)) => self.apply(answer, view, origin, prio),
             Some((view, None, _)) => {
                 let mut local = self.lock();
                 local.take_view(view);
-                local.asking &= ask.is_none();
+                local.end_ask(prio);
             }
-            None => self.lock().asking &= ask.is_none(),
+            None => self.lock().end_ask(prio),
         }
         if let Some((view, ..)) = &self.lock().view
             && view.lsrc == 2
@@ -266,7 +266,7 @@ impl Group {
             .as_ref()
             .and_then(|a| local.not_before(now, a.prio, defer));
         if let Some(ask) = ask.filter(|_| not_before.is_none()) {
-            local.asking = true;
+            local.asking[ask.prio] += 1;
             return Step::Ask(ask);
         }
         let mut wake = local.held.front().map(|h| h.at);
@@ -319,11 +319,12 @@ impl Group {
         }
     }
 
-    /// Takes the answer to an ask at priority `prio`.
-    fn apply(&self, answer: Answer, view: View, origin: Origin, prio: usize) {
+    /// Takes the answer to an ask at priority `prio` (None: an answer nobody asked for).
+    fn apply(&self, answer: Answer, view: View, origin: Origin, prio: Option<usize>) {
         let now = Instant::now();
         let mut local = self.lock();
-        local.asking = false;
+        local.end_ask(prio);
+        let prio = prio.unwrap_or(0);
         match &answer {
             Answer::Granted(grants, retry) => {
                 // Asking again at this priority or a lower one is in vain before `retry`.
@@ -407,8 +408,13 @@ async fn run(inner: Weak<Inner>, group: Arc<Group>) {
         match group.plan(&strong) {
             Step::Stop => return,
             Step::Ask(ask) => {
-                let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
-                group.apply(answer, view, origin, ask.prio);
+                // Not awaited here: a more urgent call arriving meanwhile asks at once.
+                let group = group.clone();
+                tokio::spawn(async move {
+                    let (answer, view, origin) = strong.backend.acquire(&group.bucket, &ask).await;
+                    group.apply(answer, view, origin, Some(ask.prio));
+                    group.wake.notify_one();
+                });
             }
             Step::Move(host, waiters) => {
                 strong.route(&group.name, &host);

@@ -44,8 +44,9 @@ pub(crate) struct Local {
     pub last_header: Option<String>,
     pub throttled: u64,
     pub closed: bool,
-    /// A backend call asking for slots is under way.
-    pub asking: bool,
+    /// Backend calls asking for slots under way, per priority: one at a time, but a more
+    /// urgent call does not wait for the round trip of a less urgent ask.
+    pub asking: [u32; 3],
     /// Permits handed out and not yet observed (a dropped permit is never observed, hence
     /// also the time of the last), so an observation, which carries an ask, is expected.
     pub sent: usize,
@@ -63,13 +64,16 @@ impl Local {
     /// held slot covers. `None` when nothing is needed or an ask is under way.
     pub fn ask(&self, now: Instant, inner: &Inner) -> Option<Ask> {
         let paused = self.paused_until.is_some_and(|p| p > now);
-        if paused || self.asking || self.moved_to.is_some() {
+        if paused || self.moved_to.is_some() {
             return None;
         }
         // Held slots serve the most urgent calls first: ask at the priority of the most
         // urgent call they leave uncovered, not at that of a call already served.
         let demand = self.demand(now);
         let prio = demand.iter().position(|&d| d > 0)?;
+        if self.asking[..=prio].iter().any(|&n| n > 0) {
+            return None;
+        }
         let mut max_wait = 0;
         for waiter in self.queue.iter() {
             max_wait = match waiter.deadline {
@@ -145,6 +149,13 @@ impl Local {
             *d = (depth - covered) as i64;
         }
         demand
+    }
+
+    /// An ask at `prio` came back.
+    pub fn end_ask(&mut self, prio: Option<usize>) {
+        if let Some(n) = prio.and_then(|p| self.asking.get_mut(p)) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     pub fn take_view(&mut self, view: View) {

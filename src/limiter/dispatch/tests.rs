@@ -108,3 +108,29 @@ async fn normal_and_low_asks_wait_for_the_next_observation_to_carry_them() {
         Some(now + Duration::from_secs(1))
     );
 }
+
+/// One ask at a time per line, except that a more urgent call does not wait for the round
+/// trip of a less urgent ask: in the benchmark a `high` call behind a `low` ask under way
+/// waited two round trips.
+#[tokio::test(start_paused = true)]
+async fn a_high_call_asks_while_a_low_ask_is_under_way_but_not_twice() {
+    let limiter = Limiter::in_process(LimiterConfig::default());
+    let now = Instant::now();
+    let mut local = Local::default();
+    for id in 1..4 {
+        wait(&mut local, 2, id, now);
+    }
+    let low = local.ask(now, &limiter.inner).expect("a low ask");
+    assert_eq!(low.prio, 2);
+    local.asking[low.prio] += 1;
+    assert!(local.ask(now, &limiter.inner).is_none());
+    wait(&mut local, 0, 4, now);
+    let high = local.ask(now, &limiter.inner).expect("a high ask");
+    assert_eq!((high.prio, high.n), (0, 1));
+    local.asking[high.prio] += 1;
+    assert!(local.ask(now, &limiter.inner).is_none());
+    local.end_ask(Some(0));
+    local.end_ask(Some(2));
+    assert_eq!(local.asking, [0; 3]);
+    assert_eq!(local.ask(now, &limiter.inner).map(|a| a.prio), Some(0));
+}
