@@ -74,20 +74,20 @@ impl Group {
                 && req.deadline.is_some_and(|d| d < until)
             {
                 return Err(self.reject(LimiterError::Paused {
-                    group: self.name.clone(),
+                    group: req.group.clone(),
                     retry_after: until - now,
                 }));
             }
             if local.queue.len() >= inner.config.queue_bound {
                 return Err(self.reject(LimiterError::QueueFull {
-                    group: self.name.clone(),
+                    group: req.group.clone(),
                 }));
             }
             if let Some(deadline) = req.deadline {
                 let ready = local.estimate(now, prio, &req.caller);
                 if ready > deadline {
                     return Err(self.reject(LimiterError::DeadlineUnreachable {
-                        group: self.name.clone(),
+                        group: req.group.clone(),
                         retry_after: ready - now,
                     }));
                 }
@@ -231,7 +231,7 @@ impl Group {
             .drain_where(|w| w.tx.is_closed() || w.deadline.is_some_and(|d| d <= now));
         for waiter in expired {
             let err = LimiterError::DeadlineUnreachable {
-                group: self.name.clone(),
+                group: waiter.group.clone(),
                 retry_after: local.estimate(now, Priority::Low as usize, &waiter.caller) - now,
             };
             let _ = waiter.tx.send(Err(self.reject(err)));
@@ -242,7 +242,7 @@ impl Group {
                 .drain_where(|w| w.deadline.is_some_and(|d| d < until));
             for waiter in late {
                 let err = LimiterError::Paused {
-                    group: self.name.clone(),
+                    group: waiter.group.clone(),
                     retry_after: until - now,
                 };
                 let _ = waiter.tx.send(Err(self.reject(err)));

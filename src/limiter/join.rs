@@ -71,7 +71,9 @@ mod tests {
     use std::time::Duration;
 
     use crate::close::ratelimit::RateLimitInfo;
-    use crate::limiter::{AcquireRequest, Limiter, LimiterConfig, MemoryState, Permit, Priority};
+    use crate::limiter::{
+        AcquireRequest, Limiter, LimiterConfig, LimiterError, MemoryState, Permit, Priority,
+    };
 
     const HOST: &str = "activity.write";
     const GUEST: &str = "task.write";
@@ -115,6 +117,21 @@ mod tests {
         let moved = call(&b, GUEST).await;
         assert_eq!((moved.group.as_str(), moved.line.as_str()), (GUEST, HOST));
         assert!(b.inner.joined(GUEST, HOST));
+        // Refusals name the call's group, not the line's.
+        let late = AcquireRequest {
+            group: GUEST.to_owned(),
+            priority: Priority::Normal,
+            caller: String::new(),
+            deadline: Some(tokio::time::Instant::now()),
+        };
+        let refused = b
+            .acquire(late)
+            .await
+            .expect_err("a deadline already passed");
+        assert!(
+            matches!(&refused, LimiterError::DeadlineUnreachable { group, .. } if group == GUEST),
+            "{refused:?}"
+        );
         // Sent after the host's answer, counted before it: two buckets.
         tokio::time::advance(Duration::from_millis(9)).await;
         b.observe(moved, 200, &counted(3, 890)).await;
