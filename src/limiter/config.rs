@@ -37,7 +37,8 @@ pub struct LimiterConfig {
     pub learned_ttl: Duration,
     /// How long one probe call (limit unknown) may hold the group before another may go.
     pub probe_timeout: Duration,
-    /// While another replica probes, how often to look whether its answer arrived.
+    /// While another replica probes, how often to look whether its answer arrived (five
+    /// times as often while a `high` call waits).
     pub probe_poll: Duration,
     /// Pause after a 429 that names no reset at all.
     pub default_pause: Duration,

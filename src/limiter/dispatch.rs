@@ -347,8 +347,15 @@ impl Group {
                 let mut at = later(now, view.now, *until);
                 let mut from = prio;
                 if *why == Why::Probe {
-                    // The probe's answer reaches the shared state, not this replica: look again soon.
-                    at = at.min(now + self.probe_poll);
+                    // The probe's answer reaches the shared state, not this replica: look again
+                    // soon, five times as often for a waiting `high` call (at 25 ms one waited
+                    // 2.9 token intervals at 68 per second). Not for every call: the first
+                    // window of two groups in one undeclared bucket then met a 429.
+                    let mut poll = self.probe_poll;
+                    if local.queue.depths()[HIGH] > 0 {
+                        poll /= 5;
+                    }
+                    at = at.min(now + poll);
                     from = 0;
                 }
                 if *why == Why::Paused {

@@ -262,14 +262,19 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     if adopted && !first {
         b.adopt = 0;
     }
+    // A window without history (a cold start, or after idleness) began when its first
+    // answer came, not with Close's: its more urgent calls are a part of a window's.
+    let partial = next && b.hist == 0;
     // After idleness the previous window tells nothing of the next.
     b.hist = i64::from(next);
     b.ph = if next { b.nh } else { 0 };
     b.pn = if next { b.nn } else { 0 };
-    if first {
-        // The more urgent calls of the group served here from now on come too: expect as
-        // many as a window without history does (see `expected_before`), or ours if more.
-        // Ours alone left `high` calls of both groups waiting for the next window.
+    if first || partial {
+        // Expect as many more urgent calls as a window without history does (see
+        // `expected_before`), or those seen if more: the part seen left the second window
+        // of a cold start a `high` call short at 64/s (68 ms, 4.4 token intervals). After
+        // a join, the more urgent calls of the group served here from now on come too;
+        // ours alone left `high` calls of both groups waiting for the next window.
         let eighth = eff(b.lim, p) / 8;
         b.ph = b.ph.max(eighth);
         b.pn = b.pn.max(eighth);

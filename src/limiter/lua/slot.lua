@@ -26,12 +26,13 @@ local function roll(b)
   local adopted = b.adopt > 0 and start >= b.adopt - idiv(b.win, 2)
   local first = adopted and start < b.adopt + idiv(b.win, 2)
   if adopted and not first then b.adopt = 0 end
+  local partial = nxt and b.hist == 0
   if nxt then
     b.hist, b.ph, b.pn = 1, b.nh, b.nn
   else
     b.hist, b.ph, b.pn = 0, 0, 0
   end
-  if first then
+  if first or partial then
     local eighth = idiv(eff(b.lim), 8)
     b.ph, b.pn = max(b.ph, eighth), max(b.pn, eighth)
   end
