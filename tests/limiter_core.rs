@@ -146,6 +146,32 @@ async fn only_one_call_in_flight_across_replicas_until_the_limit_is_known() {
     }
 }
 
+/// A `high` call that comes while a `low` call of its replica waits for another replica's
+/// probe looks within a fifth of `probe_poll` too, not at the `low` call's next look.
+#[tokio::test(start_paused = true)]
+async fn a_high_call_coming_during_a_probe_looks_as_often_as_one_waiting() {
+    let r = replicas(2);
+    let probe = r[0]
+        .acquire(req(Priority::Normal, "a"))
+        .await
+        .expect("probe");
+    let low = spawn_acquire(&r[1], req(Priority::Low, "b"));
+    tokio::time::sleep(Duration::from_millis(5_001)).await;
+    let high = spawn_acquire(&r[1], req(Priority::High, "c"));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let answered = Instant::now();
+    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(500)))
+        .await;
+    let (permit, at) = high.await.expect("task");
+    permit.expect("permit once the limit is known");
+    assert!(
+        at - answered <= Duration::from_millis(5),
+        "{:?}",
+        at - answered
+    );
+    low.await.expect("task").0.expect("low permit");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dropped_probe_frees_the_group_for_the_next_call() {
     let r = replicas(2);

@@ -38,7 +38,7 @@ pub struct LimiterConfig {
     /// How long one probe call (limit unknown) may hold the group before another may go.
     pub probe_timeout: Duration,
     /// While another replica probes, how often to look whether its answer arrived (five
-    /// times as often while a `high` call waits).
+    /// times as often for `high` calls).
     pub probe_poll: Duration,
     /// Pause after a 429 that names no reset at all.
     pub default_pause: Duration,

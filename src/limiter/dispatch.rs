@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::backend::{BucketRef, Origin};
 use super::config::micros;
-use super::policy::{Answer, Ask, HIGH, Obs, View, Why};
+use super::policy::{Answer, Ask, HIGH, NORMAL, Obs, View, Why};
 use super::{AcquireRequest, Inner, LimiterError, Permit, Priority};
 use crate::close::ratelimit::RateLimitInfo;
 
@@ -348,15 +348,13 @@ impl Group {
                 let mut from = prio;
                 if *why == Why::Probe {
                     // The probe's answer reaches the shared state, not this replica: look again
-                    // soon, five times as often for a waiting `high` call (at 25 ms one waited
-                    // 2.9 token intervals at 68 per second). Not for every call: the first
-                    // window of two groups in one undeclared bucket then met a 429.
-                    let mut poll = self.probe_poll;
-                    if local.queue.depths()[HIGH] > 0 {
-                        poll /= 5;
-                    }
-                    at = at.min(now + poll);
-                    from = 0;
+                    // soon, five times as often for `high` calls, waiting or still to come (at
+                    // 25 ms one waited 2.9 token intervals at 68 per second). Not for every
+                    // call: the first window of two groups in one undeclared bucket then met
+                    // a 429.
+                    local.gate[HIGH] = Some(at.min(now + self.probe_poll / 5));
+                    at = at.min(now + self.probe_poll);
+                    from = NORMAL;
                 }
                 if *why == Why::Paused {
                     local.paused_until = Some(at);
