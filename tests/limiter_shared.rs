@@ -9,6 +9,7 @@
 
 mod limiter_support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +23,20 @@ const GROUPS: [&str; 2] = ["task.write", "activity.write"];
 /// `calls` calls over 64 workers and three replicas; the first `alone` go to the first group
 /// only, the rest alternate between the two. Priorities vary.
 async fn shared(limit: u64, phase: u64, calls: usize, alone: usize) -> BucketOutcome {
-    shared_in(limit, phase, calls, alone, true).await.0
+    let (mut buckets, _) = shared_in(limit, phase, calls, alone, true).await;
+    buckets.remove("write").expect("the bucket")
 }
 
-/// `shared`, or (`together` false) the same load on two buckets of the same limit, one per
-/// group; with the replicas, to look at what they report.
+/// `shared`, or (`together` false) the same load on two buckets of the same limit and
+/// windows, `write` and `other`, one per group; every bucket's outcome, with the replicas
+/// to look at what they report.
 async fn shared_in(
     limit: u64,
     phase: u64,
     calls: usize,
     alone: usize,
     together: bool,
-) -> (BucketOutcome, Vec<Limiter>) {
+) -> (BTreeMap<String, BucketOutcome>, Vec<Limiter>) {
     let replicas = limiter_support::mix::replicas(&Arc::new(MemoryState::new()), 3);
     let start = Instant::now();
     let bucket = (limit, Duration::from_secs(1), Duration::from_millis(phase));
@@ -51,9 +54,8 @@ async fn shared_in(
             replica: i % 3,
         })
         .collect();
-    let mut outcome = drive_mix(&replicas, Arc::new(close), calls, 64).await;
-    let bucket = outcome.buckets.remove("write").expect("the bucket");
-    (bucket, replicas)
+    let outcome = drive_mix(&replicas, Arc::new(close), calls, 64).await;
+    (outcome.buckets, replicas)
 }
 
 /// No 429 after window `from`; from the window after the next (the first one in which
@@ -159,6 +161,33 @@ async fn replicas_tell_which_groups_seem_to_share_an_undeclared_bucket() {
                 None,
                 "replica {i}, together {together}"
             );
+        }
+    }
+}
+
+/// Two groups that Close counts apart, with the same limit and windows, and the same pace:
+/// the counts each replica sees of them may never collide, and a replica may suspect them
+/// of sharing a bucket. They are served as one only if Close counted calls of others with
+/// the guest's, so never here: no 429, and every full window of each bucket at least 95 %.
+/// Joined on that suspicion alone, in these runs, windows fell to 22 of 40 and 38 of 59,
+/// with 429s when the groups parted.
+#[tokio::test(start_paused = true)]
+async fn groups_counted_apart_with_the_same_limit_are_never_served_as_one() {
+    for (limit, phase) in [(24, 0), (37, 45), (40, 0), (42, 0), (59, 45), (69, 45)] {
+        let (buckets, _) = shared_in(limit, phase, limit as usize * 20, 0, false).await;
+        let least = (limit * 95).div_ceil(100);
+        for (name, outcome) in &buckets {
+            let context = format!("limit {limit} phase {phase} bucket {name}");
+            let rejected: u64 = outcome.windows.values().map(|w| w.1).sum();
+            assert_eq!(rejected, 0, "{context}: {:?}", outcome.windows);
+            let last = outcome.windows.keys().max().copied().unwrap_or_default();
+            for (index, (accepted, _)) in outcome.windows.range(2..last) {
+                assert!(
+                    (least..=limit).contains(accepted),
+                    "{context} window {index}: {:?}",
+                    outcome.windows
+                );
+            }
         }
     }
 }

@@ -108,9 +108,13 @@ mod tests {
         };
         let a = Limiter::with_memory(config("a"), state.clone());
         let b = Limiter::with_memory(config("b"), state.clone());
-        // Nothing learned yet: the guest moves at once.
+        // Close counted 9 calls of others with the guest's first: it moves at the end of
+        // that window.
         tokio::time::advance(Duration::from_millis(1)).await;
+        let first = call(&b, GUEST).await;
+        b.observe(first, 200, &counted(10, 900)).await;
         super::join(a.inner.clone(), HOST.to_owned(), GUEST.to_owned()).await;
+        tokio::time::advance(Duration::from_millis(900)).await;
         let host_call = call(&b, HOST).await;
         b.observe(host_call, 200, &counted(5, 900)).await;
         tokio::time::advance(Duration::from_millis(1)).await;

@@ -295,7 +295,7 @@ impl Limiter {
             match seen {
                 Seen::Together(host, guest) => {
                     tracing::warn!(group_a = %host, group_b = %guest,
-                        "groups seem to share one close bucket; serving them as one; declare them as one group in the group file");
+                        "groups seem to share one close bucket; declare them as one group in the group file");
                     tokio::spawn(join::join(self.inner.clone(), host, guest));
                 }
                 Seen::Apart(a, b) if self.inner.joined(&a, &b) => {

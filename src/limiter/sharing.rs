@@ -6,7 +6,9 @@
 //! soon do. Each replica compares the counts its own answers reported, window by window,
 //! for groups with the same limit and the same window end. A pair is suspected once no
 //! count collided while, were the groups counted apart, about six would have been expected
-//! (a false suspicion then has a chance of about e^-6); one collision clears it.
+//! (a false suspicion would have a chance of about e^-6 were the counts random; those of two
+//! groups with the same limit and pace are not, and `join` checks Close's counts before it
+//! serves a pair as one); one collision clears it.
 //!
 //! Order proves the converse at once: a call sent after another group's call was answered
 //! reaches Close after it was counted, so in one bucket it gets a higher count. A lower or

@@ -158,9 +158,19 @@ local function demand_args(at)
   return {tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])}
 end
 
--- See policy/join.rs: one group served in another's state.
+-- See policy/join.rs: one group served in another's state, if others were counted here.
+local function shows_others(b)
+  local others = max(b.omax - b.nstr, b.pcmax - b.pnobs)
+  return others >= max(idiv(b.lim, 8), 2)
+end
+
 if ARGV[1] == 'join' then
   if keys[1].moved > 0 then return {fmt(now), '0'} end
+  local seen = false
+  for _, key in ipairs(keys) do
+    if shows_others(key) then seen = true end
+  end
+  if not seen then return {fmt(now), '0'} end
   local from = max(now, 1)
   for _, key in ipairs(keys) do from = max(from, key['end']) end
   for i, key in ipairs(keys) do

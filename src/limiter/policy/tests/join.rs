@@ -3,11 +3,31 @@
 use super::others::a_window_shared_half_and_half;
 use super::*;
 
+/// Close counted 10 calls of others with ours in the window ending at `S` (the host's,
+/// were the two one bucket).
+fn others_counted(g: &mut GroupState) {
+    let p = params();
+    let ours = granted(acquire(g, 50 * MS, &ask(HIGH, 1), &p).0)[0];
+    observe(g, 60 * MS, &header(&ours, 40, 28, S - 60 * MS), &p);
+}
+
+#[test]
+fn a_group_joins_only_when_close_counted_others_with_it() {
+    let mut g = learned(40, S);
+    seen_before(&mut g);
+    // Only our own calls so far: counted apart from any host.
+    assert_eq!(join(&mut g, 100 * MS, "activity.write"), 0);
+    assert_eq!((g.keys[0].moved, g.host.as_str()), (0, ""));
+    others_counted(&mut g);
+    assert_eq!(join(&mut g, 100 * MS, "activity.write"), S);
+}
+
 #[test]
 fn a_joined_group_grants_nothing_from_the_end_of_its_window_and_names_its_host() {
     let p = params();
     let mut g = learned(40, S);
     seen_before(&mut g);
+    others_counted(&mut g);
     assert_eq!(join(&mut g, 100 * MS, "activity.write"), S);
     // Joined already: nothing changes, and the caller leaves the host alone.
     assert_eq!(join(&mut g, 200 * MS, "task.write"), 0);
@@ -27,6 +47,7 @@ fn a_joined_group_grants_nothing_from_the_end_of_its_window_and_names_its_host()
     // Low calls booking ahead stop short of the move too.
     let mut g = learned(40, S);
     seen_before(&mut g);
+    others_counted(&mut g);
     join(&mut g, 990 * MS, "activity.write");
     let (answer, _) = acquire(&mut g, 990 * MS, &ask(LOW, 40), &p);
     if let Answer::Granted(grants, _) = &answer {
