@@ -339,6 +339,40 @@ async fn another_client_appearing_mid_window_costs_429s_only_there_and_no_room_a
     }
 }
 
+/// The same client starting at other moments. Not retrying, it had calls refused in the
+/// window after it appeared, so Close counted less of it than it sends, and that window was
+/// full: the room kept for what it sends after our last answer, capped by the room nobody
+/// used, was none, and our last call of a later window met a 429 (here at 20, 27, 40 and
+/// 62 per second), or the next window fell short (27 per second, 24 of 27). That room now
+/// follows its pace once no group of ours may be counted with it.
+#[tokio::test(start_paused = true)]
+async fn another_client_starting_at_other_moments_costs_429s_only_where_it_appears() {
+    for (limit, from) in [(20, 3.1), (20, 3.7), (27, 3.5), (40, 3.7), (62, 3.7)] {
+        let other = OtherClient {
+            from,
+            windows: 3.0,
+            share: 0.3,
+        };
+        let outcome = benchmark_mix(limit, Some(other), None).await;
+        let first = outcome.other_first.expect("the client ran");
+        let ours = outcome.ours_rejected();
+        let later: u64 = ours.range(first + 1..).map(|(_, n)| n).sum();
+        assert_eq!(later, 0, "limit {limit} from {from}: {ours:?}");
+        let close = &outcome.close;
+        let last = close.keys().max().copied().unwrap_or_default();
+        let least = (limit * 95).div_ceil(100);
+        for (&index, &(accepted, _)) in close.range(1..last) {
+            if index == first {
+                continue;
+            }
+            assert!(
+                accepted >= least,
+                "limit {limit} from {from}, window {index}: {close:?}"
+            );
+        }
+    }
+}
+
 /// The benchmark's mix while Close halves the limit (37 to 18 from window 4): every window
 /// after is full. A replica served at `high` used to keep counting as waiting until its next
 /// report, and the others yielded it the window's last slot, which nobody then used: 17 of

@@ -131,7 +131,8 @@ impl Sharing {
     }
 
     /// Whether every other group whose answers showed the same limit and window as
-    /// `group`'s was seen counted apart from it; false while `group` has no window.
+    /// `group`'s was seen counted apart from it; false until this replica saw a whole
+    /// window of `group`: in the first, another group of ours may not have answered yet.
     pub(crate) fn alone(&self, group: &str) -> bool {
         let Ok(state) = self.state.lock() else {
             return false;
@@ -139,6 +140,9 @@ impl Sharing {
         let Some(mine) = state.windows.get(group) else {
             return false;
         };
+        if mine[1].is_none() {
+            return false;
+        }
         for (name, slots) in &state.windows {
             if name == group {
                 continue;

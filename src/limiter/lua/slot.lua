@@ -8,8 +8,9 @@ local function reserve(b)
   local seen = max(min(max(b.ptobs - (e - b.win), idiv(b.win, 4)), b.win), 1)
   local after = min(max(e - b.ptobs, 0), b.win)
   local spare = max(eff(b.lim) - b.pcmax, 0)
-  local unseen = min(idiv(min(others, 100000) * after + seen - 1, seen), spare)
-  return others + unseen + idiv(spare - unseen + 1, 2)
+  local unseen = idiv(min(others, 100000) * after + seen - 1, seen)
+  if b.kin >= e then unseen = min(unseen, spare) end
+  return others + unseen + idiv(max(spare - unseen, 0) + 1, 2)
 end
 
 local function room(b)

@@ -111,6 +111,11 @@ fn a_group_with_no_other_of_its_limit_is_alone() {
     let sharing = Sharing::default();
     let now = Instant::now();
     let reset = Duration::from_millis(600);
+    // Not before a whole window of it was seen: another group of ours may not have
+    // answered yet.
+    let earlier = now - Duration::from_secs(1);
+    sharing.record("lead.read", earlier, earlier, 200, &info(24, 20, reset));
+    assert!(!sharing.alone("lead.read"));
     sharing.record("lead.read", now, now, 200, &info(24, 20, reset));
     assert!(sharing.alone("lead.read"));
     sharing.record("task.read", now, now, 200, &info(64, 60, reset));
@@ -153,6 +158,10 @@ fn a_call_sent_after_another_groups_answer_with_no_higher_count_proves_two_bucke
         sharing.record("b", t + ms(12), t + ms(40), 200, &answer(40, 4)),
         [Seen::Apart("a".to_owned(), "b".to_owned())]
     );
+    // Alone once this replica saw a whole window of each.
+    let next = |at: u64| info(40, 39, ms(1900 - at));
+    sharing.record("a", t + ms(1000), t + ms(1010), 200, &next(1010));
+    sharing.record("b", t + ms(1000), t + ms(1020), 200, &next(1020));
     assert!(sharing.alone("a"));
     assert!(sharing.alone("b"));
 }
