@@ -85,6 +85,55 @@ async fn one_probe_across_replicas_until_the_first_header() {
     assert!(matches!(group.source, LimitSource::Learned { .. }));
 }
 
+/// A rolling update runs two versions side by side. The state another version keeps (here
+/// one from before key names carried the version) is left alone: the script reads and writes
+/// only keys named with its own version.
+#[tokio::test]
+async fn a_state_of_another_version_is_left_alone() {
+    let redis = limiter_support::redis().await;
+    let client = redis::Client::open(redis.url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    // The pool of a single key: 16 hex digits of SHA-256 over no key ids.
+    let old = format!("{{cgw:e3b0c44298fc1c14:{GROUP}}}:key");
+    let fields = [("lim", "1000"), ("lsrc", "2"), ("win", "1000000")];
+    let _: () = redis::cmd("HSET")
+        .arg(&old)
+        .arg(&fields)
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+
+    let r = replicas(&redis.url, 1).await;
+    let probe = r[0].acquire(req(Priority::Normal)).await.expect("probe");
+    r[0].observe(probe, 200, &header(50, 49, Duration::from_secs(1)))
+        .await;
+
+    let mut left: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(&old)
+        .query_async(&mut conn)
+        .await
+        .expect("hgetall");
+    left.sort();
+    let untouched: Vec<(String, String)> = fields
+        .iter()
+        .map(|(f, v)| (f.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(left, untouched);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    let ours = format!("{{cgw:{}:", close_gateway::limiter::state_version());
+    let mut written: Vec<&String> = keys.iter().filter(|k| **k != old).collect();
+    written.sort();
+    assert!(!written.is_empty());
+    assert!(written.iter().all(|k| k.starts_with(&ours)), "{written:?}");
+}
+
 #[tokio::test]
 async fn a_429_on_one_replica_pauses_the_other() {
     let redis = limiter_support::redis().await;

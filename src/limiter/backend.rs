@@ -1,15 +1,28 @@
 //! Where the shared state lives: in this process, or in Redis with a local fallback share
 //! while Redis cannot be reached.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use super::config::LimiterConfig;
+use sha2::{Digest, Sha256};
+
+use super::config::{LimiterConfig, hex};
 use super::local::MemoryState;
 use super::policy::{Answer, Ask, Obs, Params, View};
-use super::redis::RedisBackend;
+use super::redis::{RedisBackend, SCRIPT};
 
-/// Names of one group's state. Every key carries the hash tag `{cgw:<pool>:<group>}` so one
-/// script call touches one Redis Cluster slot; key ids are SHA-256 prefixes, never keys.
+/// The version of the shared state: 8 hex digits of SHA-256 over the script, which defines
+/// the state's fields and their meaning. Replicas of two versions (a rolling update) then keep
+/// apart states and see each other's calls as another client's, in Close's answers, instead
+/// of misreading each other's fields.
+pub fn state_version() -> &'static str {
+    static VERSION: LazyLock<String> =
+        LazyLock::new(|| hex(&Sha256::digest(SCRIPT.as_bytes())[..4]));
+    &VERSION
+}
+
+/// Names of one group's state. Every key carries the hash tag `{cgw:<version>:<pool>:<group>}`
+/// so one script call touches one Redis Cluster slot; key ids are SHA-256 prefixes, never
+/// keys.
 #[derive(Debug, Clone)]
 pub(crate) struct BucketRef {
     pub group: String,
@@ -28,7 +41,7 @@ impl BucketRef {
             .chars()
             .map(|c| if c == '{' || c == '}' { '_' } else { c })
             .collect();
-        let base = format!("{{cgw:{pool}:{safe}}}");
+        let base = format!("{{cgw:{}:{pool}:{safe}}}", state_version());
         let keys = if config.key_ids.is_empty() {
             vec![format!("{base}:key")]
         } else {

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::close::ratelimit::RateLimitInfo;
 
+pub use backend::state_version;
 pub use config::LimiterConfig;
 pub use groups::{GroupDef, GroupFileError, GroupTable};
 pub use local::MemoryState;
@@ -236,6 +237,10 @@ impl Limiter {
     /// A limiter sharing its state through one Redis server (`redis://host:port/db`).
     pub async fn redis(config: LimiterConfig, url: &str) -> Result<Limiter, LimiterError> {
         let backend = redis::RedisBackend::single(url, &config).await?;
+        tracing::info!(
+            version = state_version(),
+            "limiter state shared through redis"
+        );
         Ok(Self::build(config, Backend::Redis(Box::new(backend))))
     }
 
@@ -245,6 +250,10 @@ impl Limiter {
         seeds: &[String],
     ) -> Result<Limiter, LimiterError> {
         let backend = redis::RedisBackend::cluster(seeds, &config).await?;
+        tracing::info!(
+            version = state_version(),
+            "limiter state shared through redis cluster"
+        );
         Ok(Self::build(config, Backend::Redis(Box::new(backend))))
     }
 
