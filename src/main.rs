@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser;
 use close_gateway::close::{ClientConfig, CloseClient};
 use close_gateway::config::Config;
-use close_gateway::limiter::Limiter;
+use close_gateway::limiter::{Limiter, state_version};
 use close_gateway::server::{self, ServerOptions};
 use close_gateway::services::Gateway;
 use close_gateway::services::raw::RawPolicy;
@@ -38,11 +38,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         (config.client_config()?, None)
     };
     let raw_policy = RawPolicy::parse(&config.raw_allow, &config.raw_deny)?;
-    let limiter = start_limiter(&config, &client_config).await?;
-    let gateway = Gateway {
-        client: CloseClient::with_limiter(client_config, limiter)?,
-        raw_policy: Arc::new(raw_policy),
-    };
+    // Before the limiter, so that what it records while starting is exported too.
     if let Some(addr) = config.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -51,6 +47,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening");
         tokio::spawn(telemetry::serve_metrics(listener, handle));
     }
+    let limiter = start_limiter(&config, &client_config).await?;
+    let gateway = Gateway {
+        client: CloseClient::with_limiter(client_config, limiter)?,
+        raw_policy: Arc::new(raw_policy),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| format!("LISTEN_ADDR {}: {e}", config.listen_addr))?;
@@ -85,14 +86,18 @@ async fn start_limiter(
         let limiter = Limiter::redis_cluster(limiter_config, &seeds)
             .await
             .map_err(|e| format!("REDIS_CLUSTER_NODES: {e}"))?;
-        tracing::info!(nodes = seeds.len(), "limiter shared through redis cluster");
+        tracing::info!(
+            nodes = seeds.len(),
+            version = state_version(),
+            "limiter shared through redis cluster"
+        );
         return Ok(limiter);
     }
     if let Some(url) = &config.redis_url {
         let limiter = Limiter::redis(limiter_config, url.expose())
             .await
             .map_err(|e| format!("REDIS_URL: {e}"))?;
-        tracing::info!("limiter shared through redis");
+        tracing::info!(version = state_version(), "limiter shared through redis");
         return Ok(limiter);
     }
     tracing::warn!("no REDIS_URL: in-process limiter, correct for a single replica only");

@@ -2,6 +2,7 @@
 //! known calls, `/metrics` shows upstream calls by group and status, 429s, the queue wait
 //! histogram by priority, queue depth and the learned limits, with their exact values.
 
+mod limiter_support;
 mod replicas_support;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,19 @@ fn prioritized<T>(message: T, priority: &str) -> tonic::Request<T> {
     request
 }
 
+/// Where the gateway's Prometheus endpoint listens, from its log.
+async fn metrics_addr(gateway: &GatewayProcess) -> SocketAddr {
+    gateway
+        .wait_log(|line| {
+            let event: Value = serde_json::from_str(line).ok()?;
+            if event["message"] != "metrics endpoint listening" {
+                return None;
+            }
+            event["addr"].as_str()?.parse::<SocketAddr>().ok()
+        })
+        .await
+}
+
 async fn start() -> (Emulator, GatewayProcess, SocketAddr) {
     let mut limits = Limits::uniform(100);
     limits.bucket_limits.insert("lead_read".into(), 25);
@@ -98,15 +112,7 @@ async fn start() -> (Emulator, GatewayProcess, SocketAddr) {
         ("LOG_LEVEL", "info"),
     ])
     .await;
-    let metrics = gateway
-        .wait_log(|line| {
-            let event: Value = serde_json::from_str(line).ok()?;
-            if event["message"] != "metrics endpoint listening" {
-                return None;
-            }
-            event["addr"].as_str()?.parse::<SocketAddr>().ok()
-        })
-        .await;
+    let metrics = metrics_addr(&gateway).await;
     (emulator, gateway, metrics)
 }
 
@@ -222,4 +228,48 @@ async fn metrics_show_upstream_calls_429s_queue_waits_and_learned_limits() {
         (task_calls, 1)
     );
     drop(gateway);
+}
+
+/// A rolling update shows as two versions of the limiter's shared state (see docs/limiter.md,
+/// Upgrades): each replica names its own.
+#[tokio::test]
+async fn metrics_name_the_version_of_the_shared_state() {
+    let redis = limiter_support::redis().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let emulator = Emulator::start(listener, EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let gateway = replicas_support::spawn(&[
+        ("CLOSE_BASE_URL", &emulator.base_url()),
+        ("CLOSE_API_KEY", "test-key"),
+        ("REDIS_URL", &redis.url),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "info"),
+    ])
+    .await;
+    let metrics = metrics_addr(&gateway).await;
+    let version = close_gateway::limiter::state_version();
+    let logged = gateway
+        .wait_log(|line| {
+            let event: Value = serde_json::from_str(line).ok()?;
+            if event["message"] != "limiter shared through redis" {
+                return None;
+            }
+            event["version"].as_str().map(str::to_owned)
+        })
+        .await;
+    assert_eq!(logged, version);
+    let samples = scrape(metrics).await;
+    let versions: Vec<&Sample> = samples
+        .iter()
+        .filter(|(name, _, _)| name == "limiter_state_version")
+        .collect();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(
+        value(&samples, "limiter_state_version", &[("version", version)]),
+        Some(1.0)
+    );
 }

@@ -237,10 +237,7 @@ impl Limiter {
     /// A limiter sharing its state through one Redis server (`redis://host:port/db`).
     pub async fn redis(config: LimiterConfig, url: &str) -> Result<Limiter, LimiterError> {
         let backend = redis::RedisBackend::single(url, &config).await?;
-        tracing::info!(
-            version = state_version(),
-            "limiter state shared through redis"
-        );
+        export_state_version();
         Ok(Self::build(config, Backend::Redis(Box::new(backend))))
     }
 
@@ -250,10 +247,7 @@ impl Limiter {
         seeds: &[String],
     ) -> Result<Limiter, LimiterError> {
         let backend = redis::RedisBackend::cluster(seeds, &config).await?;
-        tracing::info!(
-            version = state_version(),
-            "limiter state shared through redis cluster"
-        );
+        export_state_version();
         Ok(Self::build(config, Backend::Redis(Box::new(backend))))
     }
 
@@ -379,4 +373,10 @@ impl Inner {
     fn bucket(&self, group: &str) -> BucketRef {
         BucketRef::new(&self.pool, group, &self.config)
     }
+}
+
+/// Exports the version of the shared state, so that a rolling update shows as replicas of
+/// two versions (see `state_version`).
+fn export_state_version() {
+    metrics::gauge!("limiter_state_version", "version" => state_version()).set(1.0);
 }
