@@ -130,7 +130,10 @@ async fn only_one_call_in_flight_across_replicas_until_the_limit_is_known() {
     assert!(!waiting.is_finished());
     assert!(!second.is_finished());
     let answered = Instant::now();
-    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(500)))
+    // The probe was held 5 s, its round trip too: a first window long enough that its
+    // unverifiable tail (two round trips, a quarter window at most) is not where the calls
+    // waiting for the probe look.
+    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(900)))
         .await;
     // A `high` call on the other replica looks again every fifth of `probe_poll` (5 ms):
     // at 25 ms, a cold start's `high` call waited up to 2.9 token intervals at 68 per
@@ -160,7 +163,8 @@ async fn a_high_call_coming_during_a_probe_looks_as_often_as_one_waiting() {
     let high = spawn_acquire(&r[1], req(Priority::High, "c"));
     tokio::time::sleep(Duration::from_millis(1)).await;
     let answered = Instant::now();
-    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(500)))
+    // A first window long enough for its tail not to matter (see above).
+    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(900)))
         .await;
     let (permit, at) = high.await.expect("task");
     permit.expect("permit once the limit is known");

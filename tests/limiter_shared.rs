@@ -107,6 +107,22 @@ async fn two_groups_in_one_undeclared_bucket_never_meet_a_429() {
     }
 }
 
+/// Close's first window ends 10 ms after the start: the probes' answers come with 9 ms of it
+/// left, less than two round trips before its usable end. Both groups used to book all of it
+/// before any answer could show the other: 8 429s at 16 per second, 2 at 24.
+#[tokio::test(start_paused = true)]
+async fn a_first_window_too_short_for_answers_meets_no_429() {
+    for limit in [16, 24] {
+        let calls = limit as usize * 10;
+        let outcome = shared(limit, 990, calls, 0).await;
+        let context = format!("limit {limit}");
+        let rejected: u64 = outcome.windows.values().map(|w| w.1).sum();
+        assert_eq!(rejected, 0, "{context}: {:?}", outcome.windows);
+        check(&outcome, limit, 0, &context);
+        assert_eq!(outcome.answered.values().sum::<u64>() as usize, calls);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_group_that_joins_later_costs_429s_only_in_the_window_it_appears() {
     for phase in [0, 370, 820] {

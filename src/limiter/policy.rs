@@ -262,13 +262,17 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     if adopted && !first {
         b.adopt = 0;
     }
+    // After idleness the previous window tells nothing of the next; nor does one without
+    // history in which no more than one call was admitted (a first window too short for
+    // more than the probe, see `candidate`): both groups of a bucket Close shares then
+    // start the next window alike, each on guard against the other.
+    let known = next && (b.hist == 1 || b.seq - b.base > 1);
     // A window without history (a cold start, or after idleness) began when its first
     // answer came, not with Close's: its more urgent calls are a part of a window's.
-    let partial = next && b.hist == 0;
-    // After idleness the previous window tells nothing of the next.
-    b.hist = i64::from(next);
-    b.ph = if next { b.nh } else { 0 };
-    b.pn = if next { b.nn } else { 0 };
+    let partial = known && b.hist == 0;
+    b.hist = i64::from(known);
+    b.ph = if known { b.nh } else { 0 };
+    b.pn = if known { b.nn } else { 0 };
     if first || partial {
         // Expect as many more urgent calls as a window without history does (see
         // `expected_before`), or those seen if more: the part seen left the second window
@@ -281,9 +285,9 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     }
     b.nh = 0;
     b.nn = 0;
-    b.pcmax = if next { b.cmax } else { 0 };
+    b.pcmax = if known { b.cmax } else { 0 };
     // Our straddlers were ours, not others, in the window Close counted them in.
-    b.pnobs = if next { b.nobs + b.nstr } else { 0 };
+    b.pnobs = if known { b.nobs + b.nstr } else { 0 };
     if adopted {
         b.pcmax = 0;
         b.pnobs = ADOPTED;

@@ -27,8 +27,9 @@ local function roll(b)
   local adopted = b.adopt > 0 and start >= b.adopt - idiv(b.win, 2)
   local first = adopted and start < b.adopt + idiv(b.win, 2)
   if adopted and not first then b.adopt = 0 end
-  local partial = nxt and b.hist == 0
-  if nxt then
+  local known = nxt and (b.hist == 1 or b.seq - b.base > 1)
+  local partial = known and b.hist == 0
+  if known then
     b.hist, b.ph, b.pn = 1, b.nh, b.nn
   else
     b.hist, b.ph, b.pn = 0, 0, 0
@@ -38,7 +39,7 @@ local function roll(b)
     b.ph, b.pn = max(b.ph, eighth), max(b.pn, eighth)
   end
   b.nh, b.nn = 0, 0
-  if nxt then b.pcmax, b.pnobs = b.cmax, b.nobs + b.nstr else b.pcmax, b.pnobs = 0, 0 end
+  if known then b.pcmax, b.pnobs = b.cmax, b.nobs + b.nstr else b.pcmax, b.pnobs = 0, 0 end
   if adopted then b.pcmax, b.pnobs = 0, 1099511627776 end
   b.pbase = b.base
   b.ptobs = b.tobs
@@ -108,6 +109,7 @@ local function candidate(b, prio, max_wait, d_hi)
   local at = max(now, b['n' .. prio])
   if at >= stop then return nil, b['end'], 3 end
   local step = idiv(stop - at, rem)
+  if b.hist == 0 and stop - at < min(2 * guard, idiv(b.win, 4)) then return nil, b['end'], 3 end
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   local unsure = b.conf == 0 or b.hist == 0 or b.fres > 0 or b.cmax > b.nobs
   local ahead = horizon[max(prio, 1)] * step

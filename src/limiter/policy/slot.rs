@@ -54,6 +54,14 @@ pub(super) fn candidate(
         return Err((b.end, Why::Full));
     }
     let step = (stop - at) / rem;
+    // In a window without history nothing is booked in the last two round trips before
+    // `stop` (a quarter window at most): no answer to such a call comes back in time to show
+    // calls of another group of ours that Close counts in the same bucket, booking the same
+    // room meanwhile (in a first window 10 ms long, both groups booked all of it: 8 429s at
+    // 16/s).
+    if b.hist == 0 && stop - at < (2 * guard).min(b.win / 4) {
+        return Err((b.end, Why::Full));
+    }
     if rem <= d_hi {
         // Calls of higher priority wait elsewhere for all that is left: look again after
         // they had two slots' time to take it.

@@ -187,3 +187,40 @@ fn another_client_keeps_its_pace_and_leaves_the_rest_when_it_stops() {
         assert_eq!(view.remaining, 40 - kept - 3, "{first} {later}");
     }
 }
+
+/// In a window without history, another group of ours that Close counts in the same
+/// bucket may book the same room at the same time, and only answers show it. A call booked
+/// in the last two round trips before the window's usable end cannot be answered in time:
+/// nothing is booked there. A window with history books there as before.
+#[test]
+fn a_window_without_history_books_nothing_its_answers_cannot_check() {
+    let p = params();
+    // The probe came back after 4 ms with 10 ms of the window left: guard 4 ms, usable
+    // until 6 ms from now, no slot at least 8 ms before that.
+    let mut g = one_key();
+    let probe = granted(acquire(&mut g, 0, &ask(LOW, 1), &p).0)[0];
+    let o = Obs {
+        rtt: 4 * MS,
+        ..header(&probe, 16, 15, 10 * MS)
+    };
+    observe(&mut g, 4 * MS, &o, &p);
+    assert_eq!(
+        acquire(&mut g, 4 * MS, &ask(HIGH, 16), &p).0,
+        Answer::Wait {
+            until: 14 * MS,
+            why: Why::Full
+        }
+    );
+    // Only the probe went in this window: the next is on guard against others as a first
+    // one is, without history.
+    let (next, _) = acquire(&mut g, 14 * MS, &ask(LOW, 1), &p);
+    granted(next);
+    assert_eq!((g.keys[0].hist, g.keys[0].pcmax), (0, 0));
+
+    // A window with history and the same time left books there.
+    let mut g = learned(16, S);
+    seen_before(&mut g);
+    g.keys[0].rtt = 4 * MS;
+    let grants = granted(acquire(&mut g, S - 10 * MS, &ask(HIGH, 1), &p).0);
+    assert_eq!(grants[0].at, S - 10 * MS);
+}
