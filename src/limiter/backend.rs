@@ -10,14 +10,26 @@ use super::local::MemoryState;
 use super::policy::{Answer, Ask, Obs, Params, View};
 use super::redis::{RedisBackend, SCRIPT};
 
-/// The version of the shared state: 8 hex digits of SHA-256 over the script, which defines
-/// the state's fields and their meaning. Replicas of two versions (a rolling update) then keep
-/// apart states and see each other's calls as another client's, in Close's answers, instead
-/// of misreading each other's fields.
+/// The version of the shared state: 8 hex digits of SHA-256 over the script's code, which
+/// defines the state's fields and their meaning. Replicas of two versions (a rolling update)
+/// then keep apart states and see each other's calls as another client's, in Close's
+/// answers, instead of misreading each other's fields.
 pub fn state_version() -> &'static str {
-    static VERSION: LazyLock<String> =
-        LazyLock::new(|| hex(&Sha256::digest(SCRIPT.as_bytes())[..4]));
+    static VERSION: LazyLock<String> = LazyLock::new(|| version_of(SCRIPT));
     &VERSION
+}
+
+/// Comment and blank lines are left out: editing them does not split the state.
+fn version_of(script: &str) -> String {
+    let mut digest = Sha256::new();
+    for line in script.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("--") {
+            continue;
+        }
+        digest.update(line.as_bytes());
+        digest.update(b"\n");
+    }
+    hex(&digest.finalize()[..4])
 }
 
 /// Names of one group's state. Every key carries the hash tag `{cgw:<version>:<pool>:<group>}`
@@ -129,5 +141,19 @@ impl Backend {
             Backend::Memory(state) => state.leave(bucket),
             Backend::Redis(redis) => redis.adopt_or_leave(bucket, None).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_of;
+
+    #[test]
+    fn the_state_version_follows_the_code_not_its_comments() {
+        let code = "local a = 1\nreturn a\n";
+        let commented = "-- what a is\nlocal a = 1\n\n  -- why\nreturn a\n";
+        assert_eq!(version_of(code), version_of(commented));
+        assert_ne!(version_of(code), version_of("local a = 2\nreturn a\n"));
+        assert_eq!(version_of(code).len(), 8);
     }
 }

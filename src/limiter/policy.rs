@@ -104,6 +104,9 @@ pub struct Bucket {
     /// From when this state also serves a group that joined it: the window beginning then
     /// has no history, as what others took before were that group's calls.
     pub adopt: i64,
+    /// 1 once the tail of this window, without history, was refused while no more than its
+    /// first call had gone: too short to tell anything of others (see `roll`).
+    pub short: i64,
 }
 
 /// A group's shared state: one bucket per API key, an optional organization bucket, the
@@ -262,11 +265,10 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     if adopted && !first {
         b.adopt = 0;
     }
-    // After idleness the previous window tells nothing of the next; nor does one without
-    // history in which no more than one call was admitted (a first window too short for
-    // more than the probe, see `candidate`): both groups of a bucket Close shares then
-    // start the next window alike, each on guard against the other.
-    let known = next && (b.hist == 1 || b.seq - b.base > 1);
+    // After idleness the previous window tells nothing of the next; nor does one too short
+    // for more than its first call (see `candidate`): both groups of a bucket Close shares
+    // then start the next window alike, each on guard against the other.
+    let known = next && b.short == 0;
     // A window without history (a cold start, or after idleness) began when its first
     // answer came, not with Close's: its more urgent calls are a part of a window's.
     let partial = known && b.hist == 0;
@@ -303,6 +305,7 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.omax = 0;
     b.tog = 0;
     b.nstr = 0;
+    b.short = 0;
 }
 
 /// The organization bucket's limit and window follow the keys' unless Close announced them.

@@ -86,6 +86,7 @@ local function reconcile(b)
       b.omax = 0
       b.tog = 0
       b.nstr = 0
+      b.short = 0
       b.cap = b.base + room(b)
     elseif e < b['end'] - half then
       if e >= b['end'] - b.win - half then previous(b) end

@@ -27,7 +27,7 @@ local function roll(b)
   local adopted = b.adopt > 0 and start >= b.adopt - idiv(b.win, 2)
   local first = adopted and start < b.adopt + idiv(b.win, 2)
   if adopted and not first then b.adopt = 0 end
-  local known = nxt and (b.hist == 1 or b.seq - b.base > 1)
+  local known = nxt and b.short == 0
   local partial = known and b.hist == 0
   if known then
     b.hist, b.ph, b.pn = 1, b.nh, b.nn
@@ -52,6 +52,7 @@ local function roll(b)
   b.omax = 0
   b.tog = 0
   b.nstr = 0
+  b.short = 0
 end
 
 -- See room.rs: more urgent admissions a window is expected to have.
@@ -109,7 +110,10 @@ local function candidate(b, prio, max_wait, d_hi)
   local at = max(now, b['n' .. prio])
   if at >= stop then return nil, b['end'], 3 end
   local step = idiv(stop - at, rem)
-  if b.hist == 0 and stop - at < min(2 * guard, idiv(b.win, 4)) then return nil, b['end'], 3 end
+  if b.hist == 0 and stop - at < min(2 * guard, idiv(b.win, 4)) then
+    if b.seq - b.base <= 1 then b.short = 1 end
+    return nil, b['end'], 3
+  end
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   local unsure = b.conf == 0 or b.hist == 0 or b.fres > 0 or b.cmax > b.nobs
   local ahead = horizon[max(prio, 1)] * step

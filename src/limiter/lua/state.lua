@@ -8,7 +8,7 @@
 --   observe.lua  learning and reconciliation (learn.rs), then the operation itself.
 --
 -- KEYS[1] demand hash, KEYS[2] organization bucket, KEYS[3..] one bucket per API key; all
--- share one hash tag {cgw:<pool>:<group>} so the script runs on Redis Cluster.
+-- share one hash tag {cgw:<version>:<pool>:<group>} so the script runs on Redis Cluster.
 -- ARGV[1] "acquire" | "observe" | "join" | "adopt" | "leave"; ARGV[2] "" (use TIME) or a test clock in microseconds;
 -- ARGV[3] 1 when the organization bucket is used; ARGV[4..18] parameters; ARGV[19..] the
 -- operation's arguments (see redis.rs).
@@ -20,7 +20,7 @@
 local HIGH, LOW = 0, 2
 local FIELDS = {'lim', 'win', 'lsrc', 'lat', 'lexp', 'end', 'cap', 'seq', 'conf', 'base', 'cmax', 'nobs',
   'n0', 'n1', 'n2', 'pause', 'probe', 'rtt', 'n429', 'nh', 'nn', 'ph', 'pn', 'hist', 'tobs', 'fres',
-  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog', 'nstr', 'kin', 'moved', 'adopt'}
+  'pcmax', 'pnobs', 'pbase', 'ptobs', 'omax', 'tog', 'nstr', 'kin', 'moved', 'adopt', 'short'}
 
 local function idiv(a, b) return math.floor(a / b) end
 local function max(a, b) if a > b then return a end return b end

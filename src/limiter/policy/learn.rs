@@ -142,6 +142,7 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
             b.omax = 0;
             b.tog = 0;
             b.nstr = 0;
+            b.short = 0;
             b.cap = b.base + room(b, p);
         } else if end < b.end - half {
             // A late answer: of the previous window, it still tells what others took in it.

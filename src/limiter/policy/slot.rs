@@ -60,6 +60,9 @@ pub(super) fn candidate(
     // room meanwhile (in a first window 10 ms long, both groups booked all of it: 8 429s at
     // 16/s).
     if b.hist == 0 && stop - at < (2 * guard).min(b.win / 4) {
+        if b.seq - b.base <= 1 {
+            b.short = 1;
+        }
         return Err((b.end, Why::Full));
     }
     if rem <= d_hi {

@@ -213,9 +213,13 @@ fn a_window_without_history_books_nothing_its_answers_cannot_check() {
     );
     // Only the probe went in this window: the next is on guard against others as a first
     // one is, without history.
-    let (next, _) = acquire(&mut g, 14 * MS, &ask(LOW, 1), &p);
-    granted(next);
+    let next = granted(acquire(&mut g, 14 * MS, &ask(LOW, 1), &p).0)[0];
     assert_eq!((g.keys[0].hist, g.keys[0].pcmax), (0, 0));
+    // One call in a whole window is history: a group that makes few calls is not held to
+    // the tail rule window after window.
+    observe(&mut g, 15 * MS, &header(&next, 16, 15, S - MS), &p);
+    granted(acquire(&mut g, 14 * MS + S, &ask(LOW, 1), &p).0);
+    assert_eq!((g.keys[0].hist, g.keys[0].pcmax), (1, 1));
 
     // A window with history and the same time left books there.
     let mut g = learned(16, S);
