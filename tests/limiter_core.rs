@@ -129,24 +129,37 @@ async fn only_one_call_in_flight_across_replicas_until_the_limit_is_known() {
     tokio::time::sleep(Duration::from_millis(5_001)).await;
     assert!(!waiting.is_finished());
     assert!(!second.is_finished());
-    let answered = Instant::now();
-    // The probe was held 5 s, its round trip too: a first window long enough that its
-    // unverifiable tail (two round trips, a quarter window at most) is not where the calls
-    // waiting for the probe look.
-    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(900)))
-        .await;
+    let answered = answer_held_probe(&r[0], probe).await;
     // A `high` call on the other replica looks again every fifth of `probe_poll` (5 ms):
     // at 25 ms, a cold start's `high` call waited up to 2.9 token intervals at 68 per
     // second.
     for handle in [waiting, second] {
-        let (permit, at) = handle.await.expect("task");
-        permit.expect("permit once the limit is known");
-        assert!(
-            at - answered <= Duration::from_millis(5),
-            "{:?}",
-            at - answered
-        );
+        looked_within_a_fifth_of_probe_poll(handle, answered).await;
     }
+}
+
+/// Answers a probe held 5 s (its round trip is 5 s too) with a first window long enough
+/// that its unverifiable tail (two round trips, a quarter window at most) is not where the
+/// calls waiting for the probe look; returns when.
+async fn answer_held_probe(limiter: &Limiter, probe: Permit) -> Instant {
+    let answered = Instant::now();
+    limiter
+        .observe(probe, 200, &header(20, 19, Duration::from_millis(900)))
+        .await;
+    answered
+}
+
+async fn looked_within_a_fifth_of_probe_poll(
+    handle: tokio::task::JoinHandle<(Result<Permit, LimiterError>, Instant)>,
+    answered: Instant,
+) {
+    let (permit, at) = handle.await.expect("task");
+    permit.expect("permit once the limit is known");
+    assert!(
+        at - answered <= Duration::from_millis(5),
+        "{:?}",
+        at - answered
+    );
 }
 
 /// A `high` call that comes while a `low` call of its replica waits for another replica's
@@ -162,17 +175,8 @@ async fn a_high_call_coming_during_a_probe_looks_as_often_as_one_waiting() {
     tokio::time::sleep(Duration::from_millis(5_001)).await;
     let high = spawn_acquire(&r[1], req(Priority::High, "c"));
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let answered = Instant::now();
-    // A first window long enough for its tail not to matter (see above).
-    r[0].observe(probe, 200, &header(20, 19, Duration::from_millis(900)))
-        .await;
-    let (permit, at) = high.await.expect("task");
-    permit.expect("permit once the limit is known");
-    assert!(
-        at - answered <= Duration::from_millis(5),
-        "{:?}",
-        at - answered
-    );
+    let answered = answer_held_probe(&r[0], probe).await;
+    looked_within_a_fifth_of_probe_poll(high, answered).await;
     low.await.expect("task").0.expect("low permit");
 }
 
