@@ -40,7 +40,32 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(port: u16, extra: &[&str]) -> Child {
+/// A free port whose cluster bus port (the port + 10000) is free and valid too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts redis-server on a port from `pick`; another process may take a free port before
+/// redis-server binds it, so a server that exits before it is ready is tried again on
+/// another port.
+async fn start_on(pick: fn() -> u16, extra: impl Fn(u16) -> Vec<String>) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = pick();
+        let args = extra(port);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Some(child) = start(port, &args).await {
+            return (child, port);
+        }
+    }
+    panic!("redis-server exited before it was ready on five ports in a row");
+}
+
+async fn start(port: u16, extra: &[&str]) -> Option<Child> {
     let mut child = Command::new("redis-server")
         .args([
             "--port",
@@ -62,16 +87,15 @@ async fn start(port: u16, extra: &[&str]) -> Child {
         if line.contains("Ready to accept connections") {
             // Keep draining so that redis-server never blocks on a full pipe.
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return child;
+            return Some(child);
         }
     }
-    panic!("redis-server on port {port} exited before it was ready");
+    None
 }
 
 /// One Redis server on a free port.
 pub async fn redis() -> RedisServer {
-    let port = free_port();
-    let child = start(port, &[]).await;
+    let (child, port) = start_on(free_port, |_| Vec::new()).await;
     RedisServer {
         child,
         port,
@@ -100,22 +124,21 @@ pub async fn cluster() -> RedisCluster {
     let mut nodes = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..3 {
-        let port = free_port();
-        let conf = format!("nodes-{port}.conf");
-        nodes.push(
-            start(
-                port,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &conf,
-                    "--dir",
-                    &dir_arg,
-                ],
-            )
-            .await,
-        );
+        let (node, port) = start_on(free_cluster_port, |port| {
+            let conf = format!("nodes-{port}.conf");
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf,
+                "--dir",
+                &dir_arg,
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        })
+        .await;
+        nodes.push(node);
         addrs.push(format!("127.0.0.1:{port}"));
     }
     let status = Command::new("redis-cli")
