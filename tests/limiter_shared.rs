@@ -123,6 +123,19 @@ async fn a_first_window_too_short_for_answers_meets_no_429() {
     }
 }
 
+/// In a crowded first window each group keeps at most half of what Close said was left at
+/// its own last answer. Slots booked far ahead outlast a later answer's smaller half: at 24
+/// per second, one group's answer raised its room to 13 of 24 while the other still held 12
+/// slots, booked up to 215 ms ahead when its half was larger, and the last of them met a 429.
+#[tokio::test(start_paused = true)]
+async fn halves_of_what_is_left_booked_far_ahead_do_not_overlap() {
+    let outcome = shared(24, 315, 240, 0).await;
+    let rejected: u64 = outcome.windows.values().map(|w| w.1).sum();
+    assert_eq!(rejected, 0, "{:?}", outcome.windows);
+    check(&outcome, 24, 0, "limit 24 phase 315");
+    assert_eq!(outcome.answered.values().sum::<u64>(), 240);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_group_that_joins_later_costs_429s_only_in_the_window_it_appears() {
     for phase in [0, 370, 820] {

@@ -117,7 +117,7 @@ local function candidate(b, prio, max_wait, d_hi)
   if rem <= d_hi then return nil, min(now + 2 * max(step, 1), b['end']), 5 end
   local unsure = b.conf == 0 or b.hist == 0 or b.fres > 0 or b.cmax > b.nobs
   local ahead = horizon[max(prio, 1)] * step
-  if crowded(b) then ahead = step end
+  if crowded(b) then ahead = min(step, token(b)) end
   if prio == HIGH and unsure and at > now + ahead then return nil, at - ahead, 4 end
   if prio ~= HIGH then
     local short = rem - 1 < keep(b, stop, prio, d_hi)
