@@ -62,6 +62,28 @@ pub fn replicas(state: &Arc<MemoryState>, n: usize) -> Vec<Limiter> {
         .collect()
 }
 
+/// What misses the targets beside another client: 429s of ours after the window it appears
+/// in, or a full window other than that one below 95 % of `limit`; None without a miss.
+pub fn other_client_misses(outcome: &MixOutcome, limit: u64) -> Option<String> {
+    let first = outcome.other_first?;
+    let ours = outcome.ours_rejected();
+    let later: u64 = ours.range(first + 1..).map(|(_, n)| n).sum();
+    let close = &outcome.close;
+    let last = close.keys().max().copied().unwrap_or_default();
+    let least = (limit * 95).div_ceil(100);
+    let short: Vec<(u64, u64)> = close
+        .range(1..last)
+        .filter(|(index, count)| **index != first && count.0 < least)
+        .map(|(index, count)| (*index, count.0))
+        .collect();
+    if later == 0 && short.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "client from window {first}; our 429s per window {ours:?}; windows below 95 % {short:?}"
+    ))
+}
+
 /// Runs the mix at `limit` per one-second window, Close's windows 370 ms out of step; from
 /// window `lowered.0` on, Close's limit is `lowered.1`.
 pub async fn benchmark_mix(

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 pub mod mix;
+pub mod pair;
 pub mod sim;
 use tokio::process::{Child, Command};
 

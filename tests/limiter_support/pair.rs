@@ -1,0 +1,53 @@
+//! Two groups of ours in one Close bucket that nobody declared (or, to compare, in two
+//! buckets of the same limit and windows): three replicas sharing one in-process state,
+//! closed-loop workers, a simulated Close. Used by `limiter_shared.rs` and the sweeps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use close_gateway::limiter::{Limiter, MemoryState, Priority};
+use tokio::time::Instant;
+
+use super::Twists;
+use super::sim::{BucketOutcome, Buckets, Call, drive_mix};
+
+pub const GROUPS: [&str; 2] = ["task.write", "activity.write"];
+
+/// `calls` calls over 64 workers and three replicas; the first `alone` go to the first group
+/// only, the rest alternate between the two. Priorities vary.
+pub async fn shared(limit: u64, phase: u64, calls: usize, alone: usize) -> BucketOutcome {
+    let (mut buckets, _) = shared_in(limit, phase, calls, alone, true).await;
+    buckets.remove("write").expect("the bucket")
+}
+
+/// `shared`, or (`together` false) the same load on two buckets of the same limit and
+/// windows, `write` and `other`, one per group; every bucket's outcome, with the replicas
+/// to look at what they report.
+pub async fn shared_in(
+    limit: u64,
+    phase: u64,
+    calls: usize,
+    alone: usize,
+    together: bool,
+) -> (BTreeMap<String, BucketOutcome>, Vec<Limiter>) {
+    let replicas = super::mix::replicas(&Arc::new(MemoryState::new()), 3);
+    let start = Instant::now();
+    let bucket = (limit, Duration::from_secs(1), Duration::from_millis(phase));
+    let close = if together {
+        Buckets::new().bucket("write", &GROUPS, bucket, start, Twists::default())
+    } else {
+        Buckets::new()
+            .bucket("write", &GROUPS[..1], bucket, start, Twists::default())
+            .bucket("other", &GROUPS[1..], bucket, start, Twists::default())
+    };
+    let calls: Vec<Call> = (0..calls)
+        .map(|i| Call {
+            group: GROUPS[if i < alone { 0 } else { i % 2 }].to_owned(),
+            priority: Priority::ALL[(i / 2) % 3],
+            replica: i % 3,
+        })
+        .collect();
+    let outcome = drive_mix(&replicas, Arc::new(close), calls, 64).await;
+    (outcome.buckets, replicas)
+}

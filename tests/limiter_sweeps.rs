@@ -1,0 +1,128 @@
+//! Sweeps of the closed-loop simulations over limits, phases and start times, the figures
+//! behind the tuning in `docs/limiter.md`. Each prints the runs that miss a target and a
+//! total; none asserts (the cases that must hold are in `limiter_shared.rs` and
+//! `limiter_sim.rs`). Ignored by default, as they take a minute:
+//! `cargo test --release --test limiter_sweeps -- --ignored --nocapture`.
+
+mod limiter_support;
+
+use limiter_support::mix::{OtherClient, benchmark_mix, other_client_misses};
+use limiter_support::pair::shared_in;
+use limiter_support::sim::BucketOutcome;
+
+/// 429s and windows below 95 % of `limit` from the third to the last but one.
+fn misses(bucket: &BucketOutcome, limit: u64) -> (u64, Vec<(u64, u64)>) {
+    let rejected = bucket.windows.values().map(|w| w.1).sum();
+    let last = bucket.windows.keys().max().copied().unwrap_or_default();
+    let least = (limit * 95).div_ceil(100);
+    let short = bucket
+        .windows
+        .range(2..last)
+        .filter(|(_, w)| w.0 < least)
+        .map(|(index, w)| (*index, w.0))
+        .collect();
+    (rejected, short)
+}
+
+/// Two groups in one undeclared bucket (`together`) or in two of the same limit and windows,
+/// every call alternating between them, ten (one bucket) or twenty windows' worth.
+async fn pair_sweep(together: bool, limits: &[u64]) {
+    let (mut rejected, mut short, mut runs) = (0, 0, 0);
+    for &limit in limits {
+        for phase in (0..1000).step_by(45) {
+            let calls = limit as usize * if together { 10 } else { 20 };
+            let (buckets, _) = shared_in(limit, phase, calls, 0, together).await;
+            for (name, bucket) in &buckets {
+                let (n, low) = misses(bucket, limit);
+                if n > 0 || !low.is_empty() {
+                    println!("limit {limit} phase {phase} {name}: 429s {n}, below 95 % {low:?}");
+                }
+                rejected += n;
+                short += low.len();
+            }
+            runs += 1;
+        }
+    }
+    println!("total: {rejected} 429s and {short} windows below 95 % in {runs} runs");
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep: prints figures, takes a while"]
+async fn sweep_two_groups_in_one_undeclared_bucket() {
+    pair_sweep(true, &[16, 24, 37, 40, 42, 59, 69, 100]).await;
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep: prints figures, takes a while"]
+async fn sweep_two_groups_counted_apart() {
+    pair_sweep(false, &[16, 24, 37, 39, 40, 42, 59, 69, 100]).await;
+}
+
+/// The benchmark's mix beside another client sending `share` of the limit for three windows
+/// from `from` windows in.
+async fn other_client_sweep(name: &str, limits: &[u64], starts: &[f64], share: f64) {
+    let (mut failed, mut runs) = (0, 0);
+    for &limit in limits {
+        for &from in starts {
+            let other = OtherClient {
+                from,
+                windows: 3.0,
+                share,
+            };
+            let outcome = benchmark_mix(limit, Some(other), None).await;
+            if let Some(miss) = other_client_misses(&outcome, limit) {
+                println!("{name}: limit {limit} from {from}: {miss}");
+                failed += 1;
+            }
+            runs += 1;
+        }
+    }
+    println!("{name}: {failed} of {runs} runs miss a target");
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep: prints figures, takes a while"]
+async fn sweep_another_client() {
+    let limits = [20, 27, 33, 40, 47, 55, 62, 69, 80, 95];
+    let starts = [3.1, 3.3, 3.5, 3.7, 3.9];
+    other_client_sweep("30 %", &limits, &starts, 0.3).await;
+    let limits = [23, 30, 37, 44, 51, 58, 66, 73, 87, 100];
+    let starts = [3.2, 3.4, 3.6, 3.8, 4.0];
+    for share in [0.2f64, 0.3, 0.4] {
+        let name = format!("{} % (second grid)", (share * 100.0).round());
+        other_client_sweep(&name, &limits, &starts, share).await;
+    }
+    let limits: Vec<u64> = (16..=100).step_by(3).collect();
+    other_client_sweep("the benchmark's (30 %, from 3.3)", &limits, &[3.3], 0.3).await;
+}
+
+/// Close halves the limit at window `at`: 429s only in that window, and every later full
+/// window at least 95 % of the new limit.
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep: prints figures, takes a while"]
+async fn sweep_a_lowered_limit() {
+    let (mut failed, mut runs) = (0, 0);
+    for limit in [20u64, 27, 33, 40, 47, 55, 62, 69, 80, 95] {
+        for at in [2u64, 4, 6] {
+            let lowered = limit / 2;
+            let outcome = benchmark_mix(limit, None, Some((at, lowered))).await;
+            let close = &outcome.close;
+            let last = close.keys().max().copied().unwrap_or_default();
+            let least = (lowered * 95).div_ceil(100);
+            let rejected: Vec<_> = close
+                .range(1..last)
+                .filter(|(index, count)| **index != at && count.1 > 0)
+                .collect();
+            let short: Vec<_> = close
+                .range(at + 1..last)
+                .filter(|(_, count)| count.0 < least)
+                .collect();
+            if !rejected.is_empty() || !short.is_empty() {
+                println!("limit {limit} halved at {at}: 429s {rejected:?}, below 95 % {short:?}");
+                failed += 1;
+            }
+            runs += 1;
+        }
+    }
+    println!("{failed} of {runs} runs miss a target");
+}
