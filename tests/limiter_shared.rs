@@ -79,8 +79,9 @@ async fn a_first_window_too_short_for_answers_meets_no_429() {
 
 /// In a crowded first window each group keeps at most half of what Close said was left at
 /// its own last answer. Slots booked far ahead outlast a later answer's smaller half: at 24
-/// per second, one group's answer raised its room to 13 of 24 while the other still held 12
-/// slots, booked up to 215 ms ahead when its half was larger, and the last of them met a 429.
+/// per second, one group's answer raised its cap to 13 of 24 while the other had booked 12
+/// calls, the last three up to 215 ms ahead when its half was larger, and the last of them
+/// used to meet a 429. A crowded window now books at most a token interval ahead.
 #[tokio::test(start_paused = true)]
 async fn halves_of_what_is_left_booked_far_ahead_do_not_overlap() {
     let outcome = shared(24, 315, 240, 0).await;

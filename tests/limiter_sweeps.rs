@@ -2,7 +2,8 @@
 //! behind the tuning in `docs/limiter.md`. Each prints the runs that miss a target and a
 //! total; none asserts (the cases that must hold are in `limiter_shared.rs` and
 //! `limiter_sim.rs`). Ignored by default, as they take a minute:
-//! `cargo test --release --test limiter_sweeps -- --ignored --nocapture`.
+//! `cargo test --release --test limiter_sweeps -- --ignored --nocapture --test-threads=1`
+//! (every line names its sweep, as they may also run at once).
 
 mod limiter_support;
 
@@ -10,7 +11,8 @@ use limiter_support::mix::{OtherClient, benchmark_mix, other_client_misses};
 use limiter_support::pair::shared_in;
 use limiter_support::sim::BucketOutcome;
 
-/// 429s and windows below 95 % of `limit` from the third to the last but one.
+/// 429s in any window, and windows below 95 % of `limit` from the third to the last but
+/// one.
 fn misses(bucket: &BucketOutcome, limit: u64) -> (u64, Vec<(u64, u64)>) {
     let rejected = bucket.windows.values().map(|w| w.1).sum();
     let last = bucket.windows.keys().max().copied().unwrap_or_default();
@@ -24,38 +26,54 @@ fn misses(bucket: &BucketOutcome, limit: u64) -> (u64, Vec<(u64, u64)>) {
     (rejected, short)
 }
 
-/// Two groups in one undeclared bucket (`together`) or in two of the same limit and windows,
-/// every call alternating between them, ten (one bucket) or twenty windows' worth.
-async fn pair_sweep(together: bool, limits: &[u64]) {
-    let (mut rejected, mut short, mut runs) = (0, 0, 0);
+/// Two groups in one undeclared bucket (`together`), or in two of the same limit and
+/// windows, every call alternating between them: ten windows' worth of calls per bucket.
+/// Apart, also the runs at whose end a replica suspects the two share a bucket.
+async fn pair_sweep(sweep: &str, together: bool, limits: &[u64]) {
+    let (mut rejected, mut short, mut suspected, mut runs) = (0, 0, 0, 0);
     for &limit in limits {
         for phase in (0..1000).step_by(45) {
             let calls = limit as usize * if together { 10 } else { 20 };
-            let (buckets, _) = shared_in(limit, phase, calls, 0, together).await;
+            let (buckets, replicas) = shared_in(limit, phase, calls, 0, together).await;
             for (name, bucket) in &buckets {
                 let (n, low) = misses(bucket, limit);
                 if n > 0 || !low.is_empty() {
-                    println!("limit {limit} phase {phase} {name}: 429s {n}, below 95 % {low:?}");
+                    println!(
+                        "{sweep}: limit {limit} phase {phase} {name}: 429s {n}, below 95 % {low:?}"
+                    );
                 }
                 rejected += n;
                 short += low.len();
             }
+            let suspects = replicas.iter().any(|replica| {
+                let snapshot = replica.snapshot();
+                snapshot.iter().any(|s| !s.suspected_shared_with.is_empty())
+            });
+            if !together && suspects {
+                println!("{sweep}: limit {limit} phase {phase}: the pair is suspected");
+                suspected += 1;
+            }
             runs += 1;
         }
     }
-    println!("total: {rejected} 429s and {short} windows below 95 % in {runs} runs");
+    let suspected = if together {
+        String::new()
+    } else {
+        format!("; suspected at the end of {suspected}")
+    };
+    println!("{sweep}: {rejected} 429s and {short} windows below 95 % in {runs} runs{suspected}");
 }
 
 #[tokio::test(start_paused = true)]
 #[ignore = "a sweep: prints figures, takes a while"]
 async fn sweep_two_groups_in_one_undeclared_bucket() {
-    pair_sweep(true, &[16, 24, 37, 40, 42, 59, 69, 100]).await;
+    pair_sweep("one bucket", true, &[16, 24, 37, 40, 42, 59, 69, 100]).await;
 }
 
 #[tokio::test(start_paused = true)]
 #[ignore = "a sweep: prints figures, takes a while"]
 async fn sweep_two_groups_counted_apart() {
-    pair_sweep(false, &[16, 24, 37, 39, 40, 42, 59, 69, 100]).await;
+    pair_sweep("apart", false, &[16, 24, 37, 39, 40, 42, 59, 69, 100]).await;
 }
 
 /// The benchmark's mix beside another client sending `share` of the limit for three windows
@@ -97,7 +115,7 @@ async fn sweep_another_client() {
 }
 
 /// Close halves the limit at window `at`: 429s only in that window, and every later full
-/// window at least 95 % of the new limit.
+/// window at least 95 % of the new limit (windows 1 to the last but one are judged).
 #[tokio::test(start_paused = true)]
 #[ignore = "a sweep: prints figures, takes a while"]
 async fn sweep_a_lowered_limit() {
@@ -118,11 +136,11 @@ async fn sweep_a_lowered_limit() {
                 .filter(|(_, count)| count.0 < least)
                 .collect();
             if !rejected.is_empty() || !short.is_empty() {
-                println!("limit {limit} halved at {at}: 429s {rejected:?}, below 95 % {short:?}");
+                println!("halved: limit {limit} at {at}: 429s {rejected:?}, below 95 % {short:?}");
                 failed += 1;
             }
             runs += 1;
         }
     }
-    println!("{failed} of {runs} runs miss a target");
+    println!("halved: {failed} of {runs} runs miss a target");
 }

@@ -44,7 +44,7 @@ pub struct LimiterConfig {
     pub default_pause: Duration,
     /// Least time kept free before a window's end (grows to the measured round trip).
     pub min_guard: Duration,
-    /// Token intervals that normal and low calls may book ahead.
+    /// Pacing steps (time left over room left) that normal and low calls may book ahead.
     pub horizon_normal: u32,
     pub horizon_low: u32,
     /// Slots at the end of a window kept for high priority until they are due.

@@ -139,7 +139,7 @@ pub struct Params {
     /// Divides the room: 1 normally, N replicas when Redis is lost.
     pub share: i64,
     pub guard_min: i64,
-    /// How many token intervals ahead normal and low may book (high: unbounded).
+    /// How many pacing steps ahead normal and low may book (high: unbounded).
     pub horizon: [i64; 3],
     /// Slots at a window's end that lower priorities may take only when due.
     pub reserve_high: i64,

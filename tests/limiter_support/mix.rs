@@ -65,7 +65,7 @@ pub fn replicas(state: &Arc<MemoryState>, n: usize) -> Vec<Limiter> {
 /// What misses the targets beside another client: 429s of ours after the window it appears
 /// in, or a full window other than that one below 95 % of `limit`; None without a miss.
 pub fn other_client_misses(outcome: &MixOutcome, limit: u64) -> Option<String> {
-    let first = outcome.other_first?;
+    let first = outcome.other_first.expect("the client ran");
     let ours = outcome.ours_rejected();
     let later: u64 = ours.range(first + 1..).map(|(_, n)| n).sum();
     let close = &outcome.close;

@@ -75,8 +75,9 @@ pub(super) fn candidate(
     // the previous one told nothing of (a cold start: a group that Close counts with
     // another must not book the whole window on a guess), while room is kept for others,
     // and while this window's answers show calls of others (once the window is crowded, one
-    // pacing step and at most a token interval ahead: each group's half of what is left
-    // shrinks with every answer, and slots booked under a larger half outlast it). A cap
+    // pacing step and at most a token interval, about the time between two of our answers,
+    // ahead: each group's half of what is left shrinks with every answer, and slots booked
+    // under a larger half outlast it). A cap
     // lowered by later answers then stops grants before they are made, instead of leaving
     // slots already granted to meet 429s.
     let unsure = b.conf == 0 || b.hist == 0 || b.fres > 0 || b.cmax > b.nobs;
