@@ -68,7 +68,9 @@ impl Lcg {
 
 /// Runs one generated sequence; returns the kinds of answers seen: probes (0), grants (1) and
 /// waits (10 + `Why`).
-async fn conformance(keys: usize, seed: u64) -> HashSet<i64> {
+/// `alone`: every answer says no other group of ours is counted in the bucket, as beside a
+/// client outside the gateway (otherwise a third do).
+async fn conformance(keys: usize, seed: u64, alone: bool) -> HashSet<i64> {
     let server = redis_server().await;
     let mut config = LimiterConfig {
         learned_ttl: std::time::Duration::from_secs(30),
@@ -148,7 +150,7 @@ async fn conformance(keys: usize, seed: u64) -> HashSet<i64> {
             org_typed: keys > 1 && rng.next(4) == 0,
             rtt: rng.next(20_000) as i64,
             borrowed: rng.next(5) == 0,
-            alone: rng.next(3) == 0,
+            alone: rng.next(3) == 0 || alone,
             replica,
             demand,
         };
@@ -206,10 +208,10 @@ async fn join_step(
 }
 
 /// Seeds enough for every kind of answer to occur.
-async fn conformance_all(keys: usize, seeds: std::ops::Range<u64>, kinds: &[i64]) {
+async fn conformance_all(keys: usize, seeds: std::ops::Range<u64>, kinds: &[i64], alone: bool) {
     let mut seen = HashSet::new();
     for seed in seeds {
-        seen.extend(conformance(keys, seed).await);
+        seen.extend(conformance(keys, seed, alone).await);
     }
     for kind in kinds {
         assert!(seen.contains(kind), "never saw {kind} in {seen:?}");
@@ -218,10 +220,15 @@ async fn conformance_all(keys: usize, seeds: std::ops::Range<u64>, kinds: &[i64]
 
 #[tokio::test]
 async fn script_matches_policy_with_one_key() {
-    conformance_all(1, 1..5, &[0, 1, 11, 12, 13, 14, 15, 16]).await;
+    conformance_all(1, 1..5, &[0, 1, 11, 12, 13, 14, 15, 16], false).await;
+}
+
+#[tokio::test]
+async fn script_matches_policy_beside_a_client_outside_the_gateway() {
+    conformance_all(1, 9..13, &[0, 1, 11, 13, 14], true).await;
 }
 
 #[tokio::test]
 async fn script_matches_policy_with_a_key_pool() {
-    conformance_all(3, 5..9, &[0, 1, 11, 13, 14]).await;
+    conformance_all(3, 5..9, &[0, 1, 11, 13, 14], false).await;
 }

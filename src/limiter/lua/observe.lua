@@ -52,7 +52,9 @@ local function recap(b)
       local ahead = min(max(b['end'] - b.tobs, 0), b.win)
       theirs = idiv(min(b.omax, 100000) * ahead + gone - 1, gone)
     end
-    r = min(r, b.nobs + max(min(idiv(left, 2), left - theirs), 0))
+    local ours = idiv(left, 2)
+    if b.kin < b.tobs and b.hist > 0 then ours = left end
+    r = min(r, b.nobs + max(min(ours, left - theirs), 0))
   end
   b.cap = b.base + r
 end
