@@ -8,7 +8,7 @@
 mod limiter_support;
 
 use limiter_support::mix::{OtherClient, benchmark_mix, other_client_misses};
-use limiter_support::pair::shared_in;
+use limiter_support::pair::{shared_in, split};
 use limiter_support::sim::BucketOutcome;
 
 /// 429s in any window, and windows below 95 % of `limit` from the third to the last but
@@ -74,6 +74,30 @@ async fn sweep_two_groups_in_one_undeclared_bucket() {
 #[ignore = "a sweep: prints figures, takes a while"]
 async fn sweep_two_groups_counted_apart() {
     pair_sweep("apart", false, &[16, 24, 37, 39, 40, 42, 59, 69, 100]).await;
+}
+
+/// Two groups in one undeclared bucket, each group's calls on replicas the other's never
+/// use: no replica sees both, so none suspects the pair, and after their first windows each
+/// group takes the other for a client outside the gateway.
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep: prints figures, takes a while"]
+async fn sweep_two_groups_in_one_undeclared_bucket_on_separate_replicas() {
+    let (mut rejected, mut short, mut runs) = (0, 0, 0);
+    for limit in [16u64, 24, 37, 40, 42, 59, 69, 100] {
+        for phase in (0..1000).step_by(45) {
+            let bucket = split(limit, phase, limit as usize * 10).await;
+            let (n, low) = misses(&bucket, limit);
+            if n > 0 || !low.is_empty() {
+                println!(
+                    "separate replicas: limit {limit} phase {phase}: 429s {n}, below 95 % {low:?}"
+                );
+            }
+            rejected += n;
+            short += low.len();
+            runs += 1;
+        }
+    }
+    println!("separate replicas: {rejected} 429s and {short} windows below 95 % in {runs} runs");
 }
 
 /// The benchmark's mix beside another client sending `share` of the limit for three windows

@@ -31,6 +31,24 @@ pub async fn shared_in(
     alone: usize,
     together: bool,
 ) -> (BTreeMap<String, BucketOutcome>, Vec<Limiter>) {
+    run(limit, phase, calls, alone, together, false).await
+}
+
+/// `shared`, with the first group's calls all on replica 0 and the second's on replicas 1
+/// and 2 (as when each caller's gRPC channel stays on one replica): no replica sees both.
+pub async fn split(limit: u64, phase: u64, calls: usize) -> BucketOutcome {
+    let (mut buckets, _) = run(limit, phase, calls, 0, true, true).await;
+    buckets.remove("write").expect("the bucket")
+}
+
+async fn run(
+    limit: u64,
+    phase: u64,
+    calls: usize,
+    alone: usize,
+    together: bool,
+    split: bool,
+) -> (BTreeMap<String, BucketOutcome>, Vec<Limiter>) {
     let replicas = super::mix::replicas(&Arc::new(MemoryState::new()), 3);
     let start = Instant::now();
     let bucket = (limit, Duration::from_secs(1), Duration::from_millis(phase));
@@ -42,10 +60,18 @@ pub async fn shared_in(
             .bucket("other", &GROUPS[1..], bucket, start, Twists::default())
     };
     let calls: Vec<Call> = (0..calls)
-        .map(|i| Call {
-            group: GROUPS[if i < alone { 0 } else { i % 2 }].to_owned(),
-            priority: Priority::ALL[(i / 2) % 3],
-            replica: i % 3,
+        .map(|i| {
+            let group = if i < alone { 0 } else { i % 2 };
+            let replica = match (split, group) {
+                (false, _) => i % 3,
+                (true, 0) => 0,
+                (true, _) => 1 + (i / 2) % 2,
+            };
+            Call {
+                group: GROUPS[group].to_owned(),
+                priority: Priority::ALL[(i / 2) % 3],
+                replica,
+            }
         })
         .collect();
     let outcome = drive_mix(&replicas, Arc::new(close), calls, 64).await;
