@@ -53,7 +53,7 @@ local function recap(b)
       theirs = idiv(min(b.omax, 100000) * ahead + gone - 1, gone)
     end
     local ours = idiv(left, 2)
-    if b.kin < b.tobs and b.hist > 0 then ours = left end
+    if b.kin <= b.tobs and b.hist > 0 then ours = left end
     r = min(r, b.nobs + max(min(ours, left - theirs), 0))
   end
   b.cap = b.base + r

@@ -195,7 +195,8 @@ fn recap(b: &mut Bucket, p: &Params) {
     // at most half of it outstanding. Not a client outside the gateway (no group of ours
     // may be counted here, and the window before was seen): what it will take at its pace
     // is left to it, and the rest is ours. Halved, the window after such a client appeared
-    // fell short (48 of 51, at a fifth of the limit; 8 of 50 runs of that sweep).
+    // fell short (48 of 51, at a fifth of the limit; misses in that sweep went from 16 to 8
+    // of 50).
     if crowded(b) {
         let left = b.lim - margin - b.cmax;
         // What others will take before the end at the pace they had so far in this window
@@ -210,7 +211,7 @@ fn recap(b: &mut Bucket, p: &Params) {
         } else {
             0
         };
-        let ours = if b.kin < b.tobs && b.hist > 0 {
+        let ours = if b.kin <= b.tobs && b.hist > 0 {
             left
         } else {
             left / 2
