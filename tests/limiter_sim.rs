@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use close_gateway::close::ratelimit::RateLimitInfo;
 use close_gateway::limiter::{AcquireRequest, MemoryState, Priority};
-use limiter_support::mix::{OtherClient, benchmark_mix, other_client_misses, replicas};
+use limiter_support::mix::{OtherClient, benchmark_mix, misses_beside_a_client, replicas};
 use limiter_support::sim::{Buckets, Call, drive_mix};
 use limiter_support::{Outcome, Twists, drive_with};
 use tokio::time::Instant;
@@ -348,13 +348,7 @@ async fn another_client_appearing_mid_window_costs_429s_only_there_and_no_room_a
 #[tokio::test(start_paused = true)]
 async fn another_client_starting_at_other_moments_costs_429s_only_where_it_appears() {
     for (limit, from) in [(20, 3.1), (20, 3.7), (27, 3.5), (40, 3.7), (62, 3.7)] {
-        let other = OtherClient {
-            from,
-            windows: 3.0,
-            share: 0.3,
-        };
-        let outcome = benchmark_mix(limit, Some(other), None).await;
-        let miss = other_client_misses(&outcome, limit);
+        let miss = misses_beside_a_client(limit, from, 0.3).await;
         assert_eq!(miss, None, "limit {limit} from {from}");
     }
 }
@@ -366,13 +360,7 @@ async fn another_client_starting_at_other_moments_costs_429s_only_where_it_appea
 #[tokio::test(start_paused = true)]
 async fn a_client_outside_the_gateway_is_left_its_pace_not_half_of_the_window() {
     for (limit, from) in [(51, 3.4), (58, 3.2), (73, 3.2)] {
-        let other = OtherClient {
-            from,
-            windows: 3.0,
-            share: 0.2,
-        };
-        let outcome = benchmark_mix(limit, Some(other), None).await;
-        let miss = other_client_misses(&outcome, limit);
+        let miss = misses_beside_a_client(limit, from, 0.2).await;
         assert_eq!(miss, None, "limit {limit} from {from}");
     }
 }

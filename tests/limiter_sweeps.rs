@@ -7,7 +7,7 @@
 
 mod limiter_support;
 
-use limiter_support::mix::{OtherClient, benchmark_mix, other_client_misses};
+use limiter_support::mix::{benchmark_mix, misses_beside_a_client};
 use limiter_support::pair::{shared_in, split};
 use limiter_support::sim::BucketOutcome;
 
@@ -106,13 +106,7 @@ async fn other_client_sweep(name: &str, limits: &[u64], starts: &[f64], share: f
     let (mut failed, mut runs) = (0, 0);
     for &limit in limits {
         for &from in starts {
-            let other = OtherClient {
-                from,
-                windows: 3.0,
-                share,
-            };
-            let outcome = benchmark_mix(limit, Some(other), None).await;
-            if let Some(miss) = other_client_misses(&outcome, limit) {
+            if let Some(miss) = misses_beside_a_client(limit, from, share).await {
                 println!("{name}: limit {limit} from {from}: {miss}");
                 failed += 1;
             }

@@ -62,6 +62,18 @@ pub fn replicas(state: &Arc<MemoryState>, n: usize) -> Vec<Limiter> {
         .collect()
 }
 
+/// The mix beside a client sending `share` of `limit` for three windows from `from` windows
+/// in; what misses the targets (`other_client_misses`).
+pub async fn misses_beside_a_client(limit: u64, from: f64, share: f64) -> Option<String> {
+    let other = OtherClient {
+        from,
+        windows: 3.0,
+        share,
+    };
+    let outcome = benchmark_mix(limit, Some(other), None).await;
+    other_client_misses(&outcome, limit)
+}
+
 /// What misses the targets beside another client: 429s of ours after the window it appears
 /// in, or a full window other than that one below 95 % of `limit`; None without a miss.
 pub fn other_client_misses(outcome: &MixOutcome, limit: u64) -> Option<String> {
