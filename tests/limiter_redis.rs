@@ -3,13 +3,14 @@
 
 mod limiter_support;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use close_gateway::close::ratelimit::RateLimitInfo;
 use close_gateway::limiter::{
-    AcquireRequest, LimitSource, Limiter, LimiterConfig, LimiterError, Priority,
+    AcquireRequest, LimitSource, Limiter, LimiterConfig, LimiterError, Priority, REGISTRY_EXCHANGE,
 };
 use tokio::time::Instant;
 
@@ -127,8 +128,12 @@ async fn a_state_of_another_version_is_left_alone() {
         .query_async(&mut conn)
         .await
         .expect("keys");
+    // The registry of windows (`peers.rs`) is versioned apart, by its own format.
     let ours = format!("{{cgw:{}:", close_gateway::limiter::state_version());
-    let mut written: Vec<&String> = keys.iter().filter(|k| **k != old).collect();
+    let mut written: Vec<&String> = keys
+        .iter()
+        .filter(|k| **k != old && !k.starts_with("{cgw:peers:"))
+        .collect();
     written.sort();
     assert!(!written.is_empty());
     assert!(written.iter().all(|k| k.starts_with(&ours)), "{written:?}");
@@ -195,6 +200,7 @@ async fn high_on_one_replica_goes_before_low_on_another() {
 #[tokio::test]
 async fn three_replicas_share_the_limit_with_no_429() {
     let redis = limiter_support::redis().await;
+    let started = std::time::Instant::now();
     let r = replicas(&redis.url, 3).await;
     let outcome = limiter_support::drive(
         &r,
@@ -229,7 +235,14 @@ async fn three_replicas_share_the_limit_with_no_429() {
         let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="));
         commands += calls.and_then(|c| c.parse::<u64>().ok()).expect("calls");
     }
-    assert!(commands <= 2 * 80, "{commands} commands for 80 calls");
+    // Besides, each replica exchanges its windows with the others' (`REGISTRY_EXCHANGE`
+    // apart, and once for a group new to it), while it gets answers.
+    let exchanges = started.elapsed().as_millis() / REGISTRY_EXCHANGE.as_millis();
+    let registry = 3 * (2 + exchanges as u64);
+    assert!(
+        commands <= 2 * 80 + registry,
+        "{commands} commands for 80 calls and at most {registry} exchanges"
+    );
 }
 
 #[tokio::test]
@@ -292,4 +305,38 @@ async fn three_replicas_on_a_three_master_cluster() {
         ),
     );
     assert_eq!((a.throttled, b.throttled), (0, 0));
+    // Every replica published its windows in the registry, one hash on one master.
+    let mut published = BTreeSet::new();
+    let mut holders = 0;
+    for seed in &cluster.seeds {
+        let client = redis::Client::open(seed.as_str()).expect("node url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("node connection");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("{cgw:peers:*")
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        for key in keys {
+            holders += 1;
+            let fields: Vec<String> = redis::cmd("HKEYS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("hkeys");
+            for field in fields {
+                let mut parts = field.split('\n');
+                let (replica, group) = (parts.next(), parts.nth(1));
+                published.insert((replica.map(str::to_owned), group.map(str::to_owned)));
+            }
+        }
+    }
+    assert_eq!(holders, 1);
+    let want: BTreeSet<(Option<String>, Option<String>)> = (0..3)
+        .flat_map(|i| ["lead.write", "task.write"].map(|g| (i, g)))
+        .map(|(i, g)| (Some(format!("replica{i}")), Some(g.to_owned())))
+        .collect();
+    assert_eq!(published, want);
 }

@@ -9,7 +9,7 @@
 
 mod limiter_support;
 
-use limiter_support::pair::{GROUPS, shared, shared_in};
+use limiter_support::pair::{GROUPS, shared, shared_in, split_in};
 use limiter_support::sim::BucketOutcome;
 
 /// No 429 after window `from`; from the window after the next (the first one in which
@@ -89,6 +89,46 @@ async fn halves_of_what_is_left_booked_far_ahead_do_not_overlap() {
     assert_eq!(rejected, 0, "{:?}", outcome.windows);
     check(&outcome, 24, 0, "limit 24 phase 315");
     assert_eq!(outcome.answered.values().sum::<u64>(), 240);
+}
+
+/// When each group's calls reach replicas the other's never do (the first group's on replica
+/// 0, the second's on replicas 1 and 2), no replica sees the counts of both. Every replica
+/// publishes the windows it serves, with the counts it saw (`peers.rs`): neither takes the
+/// other group for a client outside the gateway, which would be left only its pace, and the
+/// pair is judged on every count as if one replica had seen both, then served as one. Before
+/// replicas published their windows, 7 429s at 42 per second (phase 180), 4 at 40, 24 and
+/// 16; before they published their counts, 54 of 59 in the last full window (phase 405).
+#[tokio::test(start_paused = true)]
+async fn two_groups_of_one_bucket_on_separate_replicas_never_meet_a_429() {
+    for (limit, phase) in [(42, 180), (40, 315), (24, 540), (16, 180), (59, 405)] {
+        let calls = limit as usize * 10;
+        let (outcome, replicas) = split_in(limit, phase, calls).await;
+        let context = format!("limit {limit} phase {phase}");
+        let rejected: u64 = outcome.windows.values().map(|w| w.1).sum();
+        assert_eq!(rejected, 0, "{context}: {:?}", outcome.windows);
+        check(&outcome, limit, 0, &context);
+        // To the backlog's end: once one group is done, the other takes its room at once.
+        let last = outcome.windows.keys().max().copied().unwrap_or_default();
+        for (index, w) in outcome.windows.range(2..last) {
+            assert!(
+                w.0 * 100 >= limit * 95,
+                "{context} window {index}: {:?}",
+                outcome.windows
+            );
+        }
+        assert_eq!(outcome.answered.values().sum::<u64>() as usize, calls);
+        // Each replica tells of the pair, and the one that serves the guest (the name
+        // sorting second) serves it in the host's state.
+        let [guest, host] = GROUPS;
+        for (i, replica) in replicas.iter().enumerate() {
+            let (mine, other) = if i == 0 { (guest, host) } else { (host, guest) };
+            let snapshot = replica.snapshot();
+            let seen = snapshot.iter().find(|s| s.group == mine).expect("served");
+            assert_eq!(seen.suspected_shared_with, [other], "{context} replica {i}");
+            let served_in = (i == 0).then(|| host.to_owned());
+            assert_eq!(seen.served_in, served_in, "{context} replica {i}");
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use close_gateway::close::ratelimit::RateLimitInfo;
-use close_gateway::limiter::{AcquireRequest, MemoryState, Priority};
+use close_gateway::limiter::{AcquireRequest, MemoryState, Priority, REGISTRY_EXCHANGE};
 use limiter_support::mix::{OtherClient, benchmark_mix, misses_beside_a_client, replicas};
 use limiter_support::sim::{Buckets, Call, drive_mix};
 use limiter_support::{Outcome, Twists, drive_with};
@@ -134,7 +134,8 @@ async fn another_client_on_the_key_is_absorbed_after_the_window_it_appears() {
 /// `i % 3` with RPC `i % 5` (two of five read leads) and a priority varying independently
 /// (a tenth `high`, a tenth `normal`, the rest `low`, as in the benchmark), against Close buckets of 30, 20, 15 and 10 per second. Every call succeeds with no 429,
 /// for 1.6 script calls per upstream call at most (3.1 before asks were batched and lined
-/// up); the real processes measure a little more.
+/// up), besides the exchanges of windows between replicas; the real processes measure a
+/// little more.
 #[tokio::test(start_paused = true)]
 async fn the_three_process_burst_costs_under_two_script_calls_per_upstream_call() {
     for phase in [0, 130, 370, 610, 880] {
@@ -195,6 +196,15 @@ async fn the_three_process_burst_costs_under_two_script_calls_per_upstream_call(
         assert!(
             script_calls * 10 <= 150 * 16,
             "phase {phase}: {script_calls} script calls for 150"
+        );
+        // Besides, each replica exchanges its windows with the others' (`REGISTRY_EXCHANGE`
+        // apart, and once for each group new to it), while it gets answers.
+        let exchanges = start.elapsed().as_millis() / REGISTRY_EXCHANGE.as_millis();
+        let registry = state.registry_calls();
+        assert!(
+            (3..=3 * (4 + 1 + exchanges as u64)).contains(&registry),
+            "phase {phase}: {registry} exchanges in {:?}",
+            start.elapsed()
         );
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use close_gateway::emulator::{Emulator, EmulatorConfig, EndpointGroup, Limits};
+use close_gateway::limiter::REGISTRY_EXCHANGE;
 use close_gateway::proto::close::v1::activity_service_client::ActivityServiceClient;
 use close_gateway::proto::close::v1::lead_service_client::LeadServiceClient;
 use close_gateway::proto::close::v1::rate_limit_service_client::RateLimitServiceClient;
@@ -308,6 +309,7 @@ async fn run_burst(redis: (&str, &str), nodes: &[String], writes: Writes) {
     let groups_file =
         (writes == Writes::Shared).then(|| TempFile::new("groups.json", SHARED_WRITES));
     let before = sent_commands(nodes).await;
+    let started = std::time::Instant::now();
     let replicas = start_replicas(&emulator, redis, groups_file.as_ref()).await;
     let failures = burst(&replicas, &lead_id).await;
     let logs: Vec<String> = replicas.iter().map(GatewayProcess::logs).collect();
@@ -388,11 +390,15 @@ async fn run_burst(redis: (&str, &str), nodes: &[String], writes: Writes) {
         "redis commands per upstream call: {:.2} ({sent} for {CALLS})",
         sent as f64 / CALLS as f64
     );
-    // Every call needs at least its observation; asks ride on them or are batched.
+    // Every call needs at least its observation; asks ride on them or are batched. Besides,
+    // each replica exchanges its windows with the others' (`REGISTRY_EXCHANGE` apart, and
+    // once for each group new to it), while it gets answers.
+    let exchanges = started.elapsed().as_millis() / REGISTRY_EXCHANGE.as_millis();
+    let registry = 3 * (RPCS.len() as u64 + 1 + exchanges as u64);
     assert!(sent >= CALLS as u64, "{sent} commands");
     assert!(
-        sent <= 2 * CALLS as u64,
-        "{sent} commands for {CALLS} calls"
+        sent <= 2 * CALLS as u64 + registry,
+        "{sent} commands for {CALLS} calls and at most {registry} exchanges"
     );
     emulator.shutdown();
     drop(replicas);

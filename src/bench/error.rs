@@ -26,9 +26,11 @@ pub enum BenchError {
     #[error("connecting to gateway {addr}: {detail}")]
     Connect { addr: String, detail: String },
     #[error(
-        "unknown scenario {0:?}; known: cold-start, limit-lowered, hidden-limits, shared-bucket, other-client"
+        "unknown scenario {0:?}; known: cold-start, limit-lowered, hidden-limits, shared-bucket, shared-split, other-client"
     )]
     UnknownScenario(String),
+    #[error("scenario {0} keeps each group on its own replicas: it needs at least 2 (--replicas)")]
+    TooFewReplicas(&'static str),
     #[error("interrupted")]
     Interrupted,
 }

@@ -90,6 +90,9 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
         .iter()
         .map(|n| Scenario::build(n, seed, options.windows))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(pinned) = scenarios.iter().find(|s| s.pinned && options.replicas < 2) {
+        return Err(BenchError::TooFewReplicas(pinned.name));
+    }
     let bins = Binaries::locate(options.build)?;
     let (_redis_proc, redis_url) = procs::start_redis().await?;
     let mut redis = RedisStats::connect(&redis_url).await?;
@@ -100,7 +103,7 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
     );
     let mut verdicts = Vec::new();
     for scenario in &scenarios {
-        let plan = workload::plan(scenario, options.windows, options.callers);
+        let plan = workload::plan(scenario, options.windows, options.callers, options.replicas);
         let timeout = call_timeout(scenario, &plan);
         print!(
             "{}",

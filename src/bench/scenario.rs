@@ -16,6 +16,7 @@ pub const NAMES: &[&str] = &[
     "limit-lowered",
     "hidden-limits",
     "shared-bucket",
+    "shared-split",
     "other-client",
 ];
 
@@ -72,6 +73,9 @@ pub struct Scenario {
     pub hidden: BTreeMap<&'static str, Hidden>,
     pub change: Option<LimitChange>,
     pub other: Option<OtherClient>,
+    /// Each group's callers on their own replicas: a bucket's first group on replica 0, the
+    /// others on the rest, so no replica sees two groups of one bucket (`workload.rs`).
+    pub pinned: bool,
 }
 
 impl Scenario {
@@ -98,6 +102,7 @@ impl Scenario {
                 hidden: BTreeMap::new(),
                 change: None,
                 other: None,
+                pinned: false,
             },
             "limit-lowered" => Scenario {
                 name: "limit-lowered",
@@ -107,6 +112,7 @@ impl Scenario {
                 hidden: BTreeMap::new(),
                 change: None,
                 other: None,
+                pinned: false,
             },
             "hidden-limits" => Scenario {
                 name: "hidden-limits",
@@ -116,6 +122,7 @@ impl Scenario {
                 hidden: BTreeMap::new(),
                 change: None,
                 other: None,
+                pinned: false,
             },
             "shared-bucket" => {
                 let groups = [Group::LeadWrite, Group::ActivityWrite];
@@ -127,6 +134,20 @@ impl Scenario {
                     hidden: BTreeMap::new(),
                     change: None,
                     other: None,
+                    pinned: false,
+                }
+            }
+            "shared-split" => {
+                let groups = [Group::LeadWrite, Group::ActivityWrite];
+                Scenario {
+                    name: "shared-split",
+                    about: "shared-bucket, lead_write called on replica 0 only, activity_write on the others",
+                    groups: groups.to_vec(),
+                    limits: draw(&groups),
+                    hidden: BTreeMap::new(),
+                    change: None,
+                    other: None,
+                    pinned: true,
                 }
             }
             "other-client" => Scenario {
@@ -137,6 +158,7 @@ impl Scenario {
                 hidden: BTreeMap::new(),
                 change: None,
                 other: None,
+                pinned: false,
             },
             other => return Err(BenchError::UnknownScenario(other.to_owned())),
         };

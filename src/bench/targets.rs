@@ -6,8 +6,8 @@
 //! 429s pause a group by design; with a lowered limit, the window of the change and the
 //! next are left out of the rate. The `high` wait (p99 ≤ 2 token intervals while `low`
 //! saturates) is a steady-state target: checked where no 429 is allowed (`cold-start`,
-//! `shared-bucket`), shown elsewhere, where a permitted 429 pauses the group for everyone
-//! until Close's reset.
+//! `shared-bucket`, `shared-split`), shown elsewhere, where a permitted 429 pauses the group
+//! for everyone until Close's reset.
 
 use super::figures::{BucketFigures, PhaseFigures};
 use super::ops::Priority;
@@ -140,7 +140,7 @@ pub fn evaluate(scenario: &Scenario, f: &PhaseFigures) -> Vec<Verdict> {
             (None, Some((b, c))) => (format!("call {c:.2} ({b})"), c <= 2.0),
             (None, None) => ("-".to_owned(), false),
         };
-        let steady = matches!(name, "cold-start" | "shared-bucket");
+        let steady = matches!(name, "cold-start" | "shared-bucket" | "shared-split");
         push(
             "high p99 wait <= 2 token intervals under low bulk",
             measured,

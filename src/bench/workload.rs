@@ -79,13 +79,37 @@ fn split(total: u64, parts: usize) -> Vec<u64> {
         .collect()
 }
 
+/// Which callers a group's calls go to: 0, any caller; in a scenario that pins groups to
+/// replicas, 1 for the first group of a bucket (callers on replica 0) and 2 for the others
+/// (callers on the other replicas).
+fn side(scenario: &Scenario, index_in_bucket: usize) -> usize {
+    match (scenario.pinned, index_in_bucket) {
+        (false, _) => 0,
+        (true, 0) => 1,
+        (true, _) => 2,
+    }
+}
+
+/// The callers of `range` on `side`; caller `i` talks to replica `i % replicas`
+/// (`drive.rs`). All of them when the side has none.
+fn callers_on(range: std::ops::Range<usize>, side: usize, replicas: usize) -> Vec<usize> {
+    let all: Vec<usize> = range.clone().collect();
+    if side == 0 || replicas < 2 {
+        return all;
+    }
+    let some: Vec<usize> = range
+        .filter(|c| (c % replicas == 0) == (side == 1))
+        .collect();
+    if some.is_empty() { all } else { some }
+}
+
 /// The plan of `scenario` for a burst of `windows` windows and `callers` callers (at
-/// least three: one per priority).
-pub fn plan(scenario: &Scenario, windows: u32, callers: usize) -> Plan {
+/// least three: one per priority) spread over `replicas` replicas.
+pub fn plan(scenario: &Scenario, windows: u32, callers: usize, replicas: usize) -> Plan {
     let callers = callers.max(3);
     let span = WINDOW.mul_f64(f64::from(windows));
-    let mut bulk: Vec<(Group, u64)> = Vec::new();
-    let mut streams: Vec<(Group, u64)> = Vec::new();
+    let mut bulk: Vec<(Group, u64, usize)> = Vec::new();
+    let mut streams: Vec<(Group, u64, usize)> = Vec::new();
     for bucket in scenario.buckets() {
         let groups = scenario.groups_of(bucket);
         let limit = scenario.limits.get(bucket).copied().unwrap_or(0) as f64;
@@ -96,47 +120,52 @@ pub fn plan(scenario: &Scenario, windows: u32, callers: usize) -> Plan {
         );
         let stream = split(per_window * u64::from(windows), groups.len());
         for (i, g) in groups.iter().enumerate() {
-            bulk.push((*g, burst[i]));
-            streams.push((*g, stream[i]));
+            bulk.push((*g, burst[i], side(scenario, i)));
+            streams.push((*g, stream[i], side(scenario, i)));
         }
     }
     let mut jobs = Vec::new();
     let mut seq = 0u64;
     // The burst, groups interleaved so that every low caller has a mix.
     let low = callers_of(Priority::Low, callers);
-    let most = bulk.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let sides = [0, 1, 2].map(|side| callers_on(low.clone(), side, replicas));
+    let mut dealt = [0usize; 3];
+    let most = bulk.iter().map(|(_, n, _)| *n).max().unwrap_or(0);
     for i in 0..most {
-        for (group, n) in &bulk {
+        for (group, n, side) in &bulk {
             if i >= *n {
                 continue;
             }
-            let caller = low.start + (seq as usize) % low.len();
+            let who = &sides[*side];
             jobs.push(Job {
-                caller,
+                caller: who[dealt[*side] % who.len()],
                 group: *group,
                 priority: Priority::Low,
                 at: Duration::ZERO,
                 seq,
             });
+            dealt[*side] += 1;
             seq += 1;
         }
     }
     // The streams, evenly spaced, each group at its own phase.
     for priority in [Priority::Normal, Priority::High] {
-        let who = callers_of(priority, callers);
-        let mut dealt = 0usize;
-        for (g_index, (group, n)) in streams.iter().enumerate() {
+        let range = callers_of(priority, callers);
+        let sides = [0, 1, 2].map(|side| callers_on(range.clone(), side, replicas));
+        let mut dealt = [0usize; 3];
+        for (g_index, (group, n, side)) in streams.iter().enumerate() {
             let phase = g_index as f64 / streams.len() as f64;
+            let who = &sides[*side];
             for i in 0..*n {
                 let at = span.mul_f64((i as f64 + phase) / *n as f64);
                 jobs.push(Job {
-                    caller: who.start + dealt % who.len(),
+                    caller: who[dealt[*side] % who.len()],
                     group: *group,
                     priority,
                     at,
                     seq,
                 });
-                dealt += 1;
+                dealt[*side] += 1;
                 seq += 1;
             }
         }
@@ -173,7 +202,7 @@ mod tests {
             groups: vec![Group::LeadRead, Group::Search],
             ..s
         };
-        let plan = plan(&s, 10, 64);
+        let plan = plan(&s, 10, 64, 3);
         let counts = plan.counts();
         assert_eq!(counts[&(Group::LeadRead, Priority::Low)], 400);
         assert_eq!(counts[&(Group::LeadRead, Priority::Normal)], 40);
@@ -206,11 +235,29 @@ mod tests {
     #[test]
     fn a_shared_bucket_is_split_between_its_groups() {
         let s = scenario("shared-bucket", &[("write", 41)]);
-        let counts = plan(&s, 10, 64).counts();
+        let counts = plan(&s, 10, 64, 3).counts();
         assert_eq!(counts[&(Group::LeadWrite, Priority::Low)], 205);
         assert_eq!(counts[&(Group::ActivityWrite, Priority::Low)], 205);
         assert_eq!(counts[&(Group::LeadWrite, Priority::High)], 20);
         assert_eq!(counts[&(Group::ActivityWrite, Priority::High)], 20);
+    }
+
+    #[test]
+    fn a_pinned_bucket_keeps_each_group_on_its_own_replicas() {
+        let s = scenario("shared-split", &[("write", 41)]);
+        let plan = plan(&s, 10, 64, 3);
+        let counts = plan.counts();
+        assert_eq!(counts[&(Group::LeadWrite, Priority::Low)], 205);
+        assert_eq!(counts[&(Group::ActivityWrite, Priority::Low)], 205);
+        let mut callers = [std::collections::BTreeSet::new(), Default::default()];
+        for job in &plan.jobs {
+            let first = job.group == Group::LeadWrite;
+            assert_eq!(job.caller % 3 == 0, first, "{job:?}");
+            callers[usize::from(!first)].insert(job.caller);
+        }
+        // Every caller of each side works: 19 low, 1 normal, 2 high on replica 0.
+        assert_eq!(callers[0].len(), 22);
+        assert_eq!(callers[1].len(), 42);
     }
 
     #[test]
@@ -222,7 +269,7 @@ mod tests {
             to: 20,
             at: 4.5,
         });
-        let counts = plan(&s, 10, 64).counts();
+        let counts = plan(&s, 10, 64, 3).counts();
         // 4.5 windows at 40, 5.5 at 20.
         assert_eq!(counts[&(Group::LeadRead, Priority::Low)], 290);
         assert_eq!(counts[&(Group::LeadRead, Priority::High)], 40);

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::{LimiterConfig, hex};
 use super::local::MemoryState;
+use super::peers::Entry;
 use super::policy::{Answer, Ask, Obs, Params, View};
 use super::redis::{RedisBackend, SCRIPT};
 
@@ -132,6 +133,15 @@ impl Backend {
         match self {
             Backend::Memory(state) => state.adopt(bucket, from),
             Backend::Redis(redis) => redis.adopt_or_leave(bucket, Some(from)).await,
+        }
+    }
+
+    /// Publishes `replica`'s windows in the pool's registry (`peers.rs`) and answers every
+    /// other replica's live entries; None when the shared state cannot be reached.
+    pub async fn peers(&self, pool: &str, replica: &str, entries: &[Entry]) -> Option<Vec<String>> {
+        match self {
+            Backend::Memory(state) => Some(state.peers(pool, replica, entries)),
+            Backend::Redis(redis) => redis.peers(pool, replica, entries).await,
         }
     }
 

@@ -193,7 +193,7 @@ impl Group {
             org_typed: info.limit_type.as_deref() == Some("org"),
             rtt: micros(now - permit.issued),
             borrowed: permit.borrowed,
-            alone: inner.sharing.alone(&self.name),
+            alone: inner.sharing.alone(&self.name, now),
             replica: inner.config.replica_id.clone(),
             demand,
         };

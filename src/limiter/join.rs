@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::Inner;
+use super::sharing::Seen;
 
 /// Moves `guest` into `host`'s state, then makes the host's window that begins then one
 /// without history (the others it kept room for were the guest).
@@ -57,6 +58,24 @@ pub(crate) async fn leave(inner: Arc<Inner>, a: String, b: String) {
 }
 
 impl Inner {
+    /// Acts on what `sharing.rs` saw: serves a newly suspected pair as one, and a pair
+    /// served as one but seen counted apart in two states again.
+    pub(crate) fn act(self: &Arc<Self>, seen: Vec<Seen>) {
+        for seen in seen {
+            match seen {
+                Seen::Together(host, guest) => {
+                    tracing::warn!(group_a = %host, group_b = %guest,
+                        "groups seem to share one close bucket; declare them as one group in the group file");
+                    tokio::spawn(join(self.clone(), host, guest));
+                }
+                Seen::Apart(a, b) if self.joined(&a, &b) => {
+                    tokio::spawn(leave(self.clone(), a, b));
+                }
+                Seen::Apart(..) => {}
+            }
+        }
+    }
+
     /// Whether one of `a` and `b` is served in the other's state.
     pub(crate) fn joined(&self, a: &str, b: &str) -> bool {
         self.routes

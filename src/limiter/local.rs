@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
 
 use super::backend::BucketRef;
+use super::peers::{self, Entry};
 use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs, Params, View};
 
 /// Shared limiter state held in memory.
@@ -16,8 +17,13 @@ use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs, Params, View};
 pub struct MemoryState {
     origin: Instant,
     groups: Mutex<HashMap<String, GroupState>>,
+    /// The registries of windows each replica serves, by key pool (`peers.rs`).
+    peers: Mutex<HashMap<String, HashMap<String, String>>>,
     /// Calls made to this state: what the Redis backend would send as script calls.
     calls: AtomicU64,
+    /// Exchanges with the registry (`peers.rs`), apart: each replica makes them at its own
+    /// pace while it gets answers, however many.
+    registry_calls: AtomicU64,
 }
 
 impl Default for MemoryState {
@@ -31,7 +37,9 @@ impl MemoryState {
         MemoryState {
             origin: Instant::now(),
             groups: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
+            registry_calls: AtomicU64::new(0),
         }
     }
 
@@ -43,6 +51,11 @@ impl MemoryState {
     /// Calls made so far: acquisitions and observations, each one script call with Redis.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Exchanges with the registry of windows so far, each one script call with Redis.
+    pub fn registry_calls(&self) -> u64 {
+        self.registry_calls.load(Ordering::Relaxed)
     }
 
     pub(crate) fn acquire(&self, bucket: &BucketRef, ask: &Ask, p: &Params) -> (Answer, View) {
@@ -82,6 +95,17 @@ impl MemoryState {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let now = self.now();
         self.with(bucket, |g| policy::leave(g, now));
+    }
+
+    pub(crate) fn peers(&self, pool: &str, replica: &str, entries: &[Entry]) -> Vec<String> {
+        self.registry_calls.fetch_add(1, Ordering::Relaxed);
+        let now = self.now();
+        let mut registries = match self.peers.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let registry = registries.entry(pool.to_owned()).or_default();
+        peers::exchange_in(registry, now, peers::ttl(), &peers::own(replica), entries)
     }
 
     /// Starts a bucket with a limit learned elsewhere (the fallback after losing Redis).

@@ -12,6 +12,7 @@ mod dispatch;
 pub mod groups;
 mod join;
 mod local;
+mod peers;
 mod policy;
 mod queue;
 mod redis;
@@ -31,11 +32,11 @@ pub use backend::state_version;
 pub use config::LimiterConfig;
 pub use groups::{GroupDef, GroupFileError, GroupTable};
 pub use local::MemoryState;
+pub use peers::EXCHANGE as REGISTRY_EXCHANGE;
 pub use redis::SCRIPT;
 
 use backend::{Backend, BucketRef, Origin};
 use dispatch::Group;
-use sharing::Seen;
 
 /// Priority of a call, from the gRPC metadata `x-priority`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -206,6 +207,7 @@ pub(crate) struct Inner {
     pool: String,
     groups: Mutex<HashMap<String, Arc<Group>>>,
     sharing: sharing::Sharing,
+    peers: peers::Peers,
     /// Groups served in another group's line and state (`policy/join.rs`): guest → host.
     routes: Mutex<HashMap<String, String>>,
 }
@@ -260,6 +262,7 @@ impl Limiter {
                 pool,
                 groups: Mutex::new(HashMap::new()),
                 sharing: sharing::Sharing::default(),
+                peers: peers::Peers::default(),
                 routes: Mutex::new(HashMap::new()),
             }),
         }
@@ -290,22 +293,13 @@ impl Limiter {
         let group = self.inner.group(&permit.line);
         let now = tokio::time::Instant::now();
         let sent = permit.issued;
-        for seen in self
+        let seen = self
             .inner
             .sharing
-            .record(&permit.group, sent, now, status, info)
-        {
-            match seen {
-                Seen::Together(host, guest) => {
-                    tracing::warn!(group_a = %host, group_b = %guest,
-                        "groups seem to share one close bucket; declare them as one group in the group file");
-                    tokio::spawn(join::join(self.inner.clone(), host, guest));
-                }
-                Seen::Apart(a, b) if self.inner.joined(&a, &b) => {
-                    tokio::spawn(join::leave(self.inner.clone(), a, b));
-                }
-                Seen::Apart(..) => {}
-            }
+            .record(&permit.group, sent, now, status, info);
+        self.inner.act(seen);
+        if self.inner.peers.due(now, self.inner.sharing.fresh()) {
+            tokio::spawn(peers::exchange(self.inner.clone()));
         }
         group.observe(&self.inner, &permit, status, info).await;
     }

@@ -20,6 +20,7 @@ use super::LimiterError;
 use super::backend::{BucketRef, Origin};
 use super::config::LimiterConfig;
 use super::local::MemoryState;
+use super::peers::{self, Entry, PEERS_SCRIPT, registry_key};
 use super::policy::{Answer, Ask, Grant, Obs, View, Why};
 
 /// The limiter's Lua script, kept in four files by concern (see `lua/state.lua`) and run as
@@ -43,6 +44,7 @@ enum Conn {
 pub(crate) struct RedisBackend {
     conn: Conn,
     script: Script,
+    peers: Script,
     timeout: Duration,
     retry: Duration,
     share: i64,
@@ -94,6 +96,7 @@ impl RedisBackend {
         RedisBackend {
             conn,
             script: Script::new(SCRIPT),
+            peers: Script::new(PEERS_SCRIPT),
             timeout: config.redis_timeout,
             retry: config.redis_retry,
             share: config.fallback_replicas.clamp(1, 1000) as i64,
@@ -109,8 +112,14 @@ impl RedisBackend {
     async fn preload(self) -> Result<RedisBackend, LimiterError> {
         let load = async {
             match self.conn.clone() {
-                Conn::Single(mut c) => self.script.load_async(&mut c).await,
-                Conn::Cluster(mut c) => self.script.load_async(&mut c).await,
+                Conn::Single(mut c) => {
+                    self.peers.load_async(&mut c).await?;
+                    self.script.load_async(&mut c).await
+                }
+                Conn::Cluster(mut c) => {
+                    self.peers.load_async(&mut c).await?;
+                    self.script.load_async(&mut c).await
+                }
             }
         };
         match tokio::time::timeout(self.timeout * 4, load).await {
@@ -192,6 +201,40 @@ impl RedisBackend {
         if let Err(err) = self.eval_adopt_or_leave(bucket, from, None).await {
             self.went_down(&bucket.group, &err);
         }
+    }
+
+    pub async fn peers(&self, pool: &str, replica: &str, entries: &[Entry]) -> Option<Vec<String>> {
+        // Only the calls of groups decide when Redis is down or back (`is_up`), as only
+        // they have a fallback; an exchange skips a Redis known to be down.
+        if self.known_down() {
+            return None;
+        }
+        match self.eval_peers(pool, replica, entries, None).await {
+            Ok(out) => Some(out),
+            Err(err) => {
+                tracing::debug!(error = %err, "limiter registry exchange failed");
+                None
+            }
+        }
+    }
+
+    /// Runs `lua/peers.lua` for `replica`; `now` replaces Redis's clock in tests.
+    pub async fn eval_peers(
+        &self,
+        pool: &str,
+        replica: &str,
+        entries: &[Entry],
+        now: Option<i64>,
+    ) -> Result<Vec<String>, LimiterError> {
+        let mut inv = self.peers.prepare_invoke();
+        inv.key(registry_key(pool))
+            .arg(now.map(|n| n.to_string()).unwrap_or_default())
+            .arg(peers::ttl())
+            .arg(peers::own(replica));
+        for e in entries {
+            inv.arg(&e.field).arg(e.limit).arg(e.end).arg(&e.counts);
+        }
+        self.run(&inv).await
     }
 
     /// Runs `policy::join` on the guest's state: the time from which it is served in
@@ -335,6 +378,14 @@ impl RedisBackend {
             }
             None => true,
         }
+    }
+
+    /// Whether Redis failed less than `redis_retry` ago; unlike `is_up`, changes nothing.
+    fn known_down(&self) -> bool {
+        let now = Instant::now();
+        self.down_until
+            .lock()
+            .is_ok_and(|down| down.is_some_and(|until| now < until))
     }
 
     fn went_down(&self, group: &str, err: &LimiterError) {

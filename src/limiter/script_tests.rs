@@ -232,3 +232,111 @@ async fn script_matches_policy_beside_a_client_outside_the_gateway() {
 async fn script_matches_policy_with_a_key_pool() {
     conformance_all(3, 5..9, &[0, 1, 11, 13, 14], false).await;
 }
+
+/// The registry script (`lua/peers.lua`) and `peers::exchange_in` store, expire and answer
+/// the same entries on the same generated steps.
+#[tokio::test]
+async fn peers_script_matches_the_in_process_registry() {
+    use super::peers::{Entry, exchange_in, field, own, registry_key, ttl};
+
+    let server = redis_server().await;
+    let redis = RedisBackend::single(&server.url, &LimiterConfig::default())
+        .await
+        .expect("redis backend");
+    let mut registry = std::collections::HashMap::new();
+    let mut rng = Lcg(7);
+    let mut now = 1_000_000_000_i64;
+    for step in 0..300 {
+        now += rng.next(400_000) as i64;
+        // "a" is a prefix of "ab": fields of one are not the other's own.
+        let replica = ["a", "b", "ab"][rng.next(3) as usize];
+        let entries: Vec<Entry> = (0..rng.next(4))
+            .map(|_| Entry {
+                field: field(
+                    replica,
+                    rng.next(2) as usize,
+                    ["g", "h,i", "x\ny}", "{z} 1"][rng.next(4) as usize],
+                ),
+                limit: 10 + rng.next(3) as i64,
+                end: rng.next(2_000_000) as i64 - 1_000_000,
+                counts: (0..rng.next(4))
+                    .map(|c| (c * 3 + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join("."),
+            })
+            .collect();
+        let want = exchange_in(&mut registry, now, ttl(), &own(replica), &entries);
+        let got = redis
+            .eval_peers("pool", replica, &entries, Some(now))
+            .await
+            .expect("script answers");
+        let pairs = |out: &[String]| {
+            let mut p: Vec<(String, String)> = out[1..]
+                .chunks_exact(2)
+                .map(|c| (c[0].clone(), c[1].clone()))
+                .collect();
+            p.sort();
+            (out[0].clone(), p)
+        };
+        assert_eq!(pairs(&got), pairs(&want), "step {step}");
+    }
+    assert!(!registry.is_empty());
+    let client = redis::Client::open(server.url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(registry_key("pool"))
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
+    assert!((1..=5_000).contains(&pttl), "{pttl}");
+    // Every entry lives `ttl` from its last write.
+    now += ttl();
+    let got = redis.eval_peers("pool", "a", &[], Some(now)).await;
+    assert_eq!(got, Ok(vec![now.to_string()]));
+}
+
+/// With Redis's own clock (`TIME`), an end travels as an offset in microseconds: what one
+/// replica publishes 300 s ahead, another reads back 300 s ahead, less the time between the
+/// two calls.
+#[tokio::test]
+async fn peers_script_keeps_ends_in_redis_clock() {
+    use super::peers::{Entry, field};
+
+    let server = redis_server().await;
+    let redis = RedisBackend::single(&server.url, &LimiterConfig::default())
+        .await
+        .expect("redis backend");
+    let entry = Entry {
+        field: field("a", 0, "g"),
+        limit: 40,
+        end: 300_000_000,
+        counts: "1.4".to_owned(),
+    };
+    let mine = redis.eval_peers("pool", "a", &[entry], None).await;
+    assert_eq!(
+        mine.map(|out| out.len()),
+        Ok(1),
+        "its own entry is not answered"
+    );
+    let out = redis
+        .eval_peers("pool", "b", &[], None)
+        .await
+        .expect("script answers");
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(out[1], "a\n0\ng");
+    let now: i64 = out[0].parse().expect("now");
+    let value: Vec<i64> = out[2]
+        .split(',')
+        .take(3)
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    assert!(out[2].ends_with(",1.4"), "{out:?}");
+    assert_eq!(value[1], 40);
+    let ahead = value[2] - now;
+    assert!((299_000_000..=300_000_000).contains(&ahead), "{ahead}");
+    let lives = value[0] - now;
+    assert!((1_000_000..=2_000_000).contains(&lives), "{lives}");
+}

@@ -3,22 +3,25 @@
 //!
 //! Close counts the calls of one bucket one by one, so two groups it counts together never
 //! report the same count (`limit - remaining`) in one window; two groups it counts apart
-//! soon do. Each replica compares the counts its own answers reported, window by window,
-//! for groups with the same limit and the same window end. A pair is suspected once no
-//! count collided while, were the groups counted apart, about six would have been expected
-//! (a false suspicion would have a chance of about e^-6 were the counts random; those of two
-//! groups with the same limit and pace are not, and `join` checks Close's counts before it
-//! serves a pair as one); one collision clears it.
+//! soon do. Each replica compares the counts of its own answers, and those other replicas
+//! published (`peers.rs`, `remote.rs`), window by window, for groups with the same limit
+//! and the same window end. A pair is suspected once no count collided while, were the
+//! groups counted apart, about six would have been expected (a false suspicion would have a
+//! chance of about e^-6 were the counts random; those of two groups with the same limit and
+//! pace are not, and `join` checks Close's counts before it serves a pair as one); one
+//! collision clears it.
 //!
 //! Order proves the converse at once: a call sent after another group's call was answered
 //! reaches Close after it was counted, so in one bucket it gets a higher count. A lower or
 //! equal one, in the same window, proves two buckets. Unlike collisions, this does not rely
 //! on which calls a replica happens to see: replicas that take turns may each see counts
-//! that never collide (every third one, say), counted together or not.
+//! that never collide (every third one, say), counted together or not. It needs both
+//! answers on this replica.
 //!
 //! The scheduler asks the converse (`alone`): whether every group that could be counted in
 //! one bucket with a given group was seen counted apart from it. Only then are calls that
-//! Close counted beside ours known to be another client's, which keep their pace.
+//! Close counted beside ours known to be another client's, which keep their pace. Groups
+//! active only on other replicas count too: a window another replica published can match.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::peers::{Heard, LIFETIME};
 use crate::close::ratelimit::RateLimitInfo;
 
 /// Answers whose window ends lie closer than this describe the same Close window.
@@ -38,7 +42,8 @@ const EVIDENCE: u64 = 6_000;
 pub(crate) enum Seen {
     /// Newly suspected of sharing one bucket.
     Together(String, String),
-    /// Seen counted apart, in a window of the answer's.
+    /// Seen counted apart: a collision or an order proof, in a window of an answer's or of
+    /// an exchange's.
     Apart(String, String),
 }
 
@@ -52,6 +57,11 @@ struct State {
     /// Per group, the counts of its current window and of the one before.
     windows: HashMap<String, [Option<Window>; 2]>,
     pairs: HashMap<(String, String), Pair>,
+    /// Windows other replicas published, and when they were read.
+    heard: Vec<Heard>,
+    heard_at: Option<Instant>,
+    /// A group got its first window since this replica last published.
+    fresh: bool,
 }
 
 #[derive(Clone)]
@@ -66,8 +76,9 @@ struct Window {
 #[derive(Default)]
 struct Pair {
     evidence: u64,
-    /// The end of the last window whose evidence was counted, so each counts once.
-    counted: Option<Instant>,
+    /// The last two windows whose evidence was counted (end, how much): a window judged
+    /// again on more counts adds only the difference.
+    counted: [Option<(Instant, u64)>; 2],
     suspected: bool,
     /// A collision was seen since the last suspicion: two buckets.
     distinct: bool,
@@ -76,6 +87,11 @@ struct Pair {
 impl Window {
     fn same(&self, other: &Window) -> bool {
         self.limit == other.limit && near(self.end, other.end)
+    }
+
+    /// Whether another replica's window is this one of Close's.
+    fn matches(&self, heard: &Heard) -> bool {
+        self.limit == heard.limit && near(self.end, heard.end)
     }
 }
 
@@ -114,6 +130,9 @@ impl Sharing {
             answered: Vec::new(),
         };
         let mut found = out_of_order(&mut state, group, &current, sent, count);
+        if !state.windows.contains_key(group) {
+            state.fresh = true;
+        }
         let slots = state.windows.entry(group.to_owned()).or_default();
         let rolled = match &slots[0] {
             Some(w) if w.same(&current) => None,
@@ -131,9 +150,10 @@ impl Sharing {
     }
 
     /// Whether every other group whose answers showed the same limit and window as
-    /// `group`'s was seen counted apart from it; false until this replica saw a whole
-    /// window of `group`: in the first, another group of ours may not have answered yet.
-    pub(crate) fn alone(&self, group: &str) -> bool {
+    /// `group`'s was seen counted apart from it, and no other replica published a window of
+    /// another group that matches; false until this replica saw a whole window of `group`:
+    /// in the first, another group of ours may not have answered yet.
+    pub(crate) fn alone(&self, group: &str, now: Instant) -> bool {
         let Ok(state) = self.state.lock() else {
             return false;
         };
@@ -143,6 +163,12 @@ impl Sharing {
         if mine[1].is_none() {
             return false;
         }
+        let apart = |name: &str| {
+            state
+                .pairs
+                .get(&key(group, name))
+                .is_some_and(|p| p.distinct)
+        };
         for (name, slots) in &state.windows {
             if name == group {
                 continue;
@@ -151,12 +177,19 @@ impl Sharing {
                 .iter()
                 .flatten()
                 .any(|w| slots.iter().flatten().any(|o| w.same(o)));
-            if same
-                && !state
-                    .pairs
-                    .get(&key(group, name))
-                    .is_some_and(|p| p.distinct)
-            {
+            if same && !apart(name) {
+                return false;
+            }
+        }
+        if state.heard_at.is_none_or(|at| now >= at + LIFETIME) {
+            return true;
+        }
+        for heard in &state.heard {
+            if heard.group == group {
+                continue;
+            }
+            let same = mine.iter().flatten().any(|w| w.matches(heard));
+            if same && !apart(&heard.group) {
                 return false;
             }
         }
@@ -234,29 +267,64 @@ fn compare(state: &mut State, group: &str, done: &Window) -> Vec<Seen> {
         })
         .collect();
     for (other, window) in others {
-        let key = key(group, &other);
-        let pair = state.pairs.entry(key.clone()).or_default();
-        if done.counts.intersection(&window.counts).next().is_some() {
-            *pair = Pair {
-                distinct: true,
-                ..Pair::default()
-            };
-            found.push(Seen::Apart(key.0, key.1));
-            continue;
-        }
-        if pair.counted.is_some_and(|end| near(end, window.end)) {
-            continue;
-        }
-        pair.counted = Some(done.end);
-        let pairs = (done.counts.len() * window.counts.len()) as u64;
-        pair.evidence += pairs * 1000 / done.limit.max(1);
-        if pair.evidence >= EVIDENCE && !pair.suspected {
-            pair.suspected = true;
-            pair.distinct = false;
-            found.push(Seen::Together(key.0, key.1));
-        }
+        found.extend(judge(
+            state,
+            group,
+            &other,
+            done,
+            &done.counts,
+            &window.counts,
+        ));
     }
     found
+}
+
+/// Judges the pair of `group` and `other` on one window like `done`, from the counts of it
+/// known for each: a collision proves two buckets; none adds evidence of one, once per
+/// window (judged again on more counts, the difference).
+fn judge(
+    state: &mut State,
+    group: &str,
+    other: &str,
+    done: &Window,
+    mine: &BTreeSet<u64>,
+    theirs: &BTreeSet<u64>,
+) -> Option<Seen> {
+    let key = key(group, other);
+    let pair = state.pairs.entry(key.clone()).or_default();
+    if mine.intersection(theirs).next().is_some() {
+        *pair = Pair {
+            distinct: true,
+            ..Pair::default()
+        };
+        return Some(Seen::Apart(key.0, key.1));
+    }
+    let part = (mine.len() * theirs.len()) as u64 * 1000 / done.limit.max(1);
+    let same = |c: &Option<(Instant, u64)>| c.is_some_and(|(end, _)| near(end, done.end));
+    match pair.counted.iter().position(same) {
+        Some(i) => {
+            if let Some((_, before)) = &mut pair.counted[i] {
+                pair.evidence += part.saturating_sub(*before);
+                *before = (*before).max(part);
+            }
+        }
+        None if pair.counted[0].is_none_or(|(end, _)| end < done.end) => {
+            pair.counted = [Some((done.end, part)), pair.counted[0]];
+            pair.evidence += part;
+        }
+        None if pair.counted[1].is_none_or(|(end, _)| end < done.end) => {
+            pair.counted[1] = Some((done.end, part));
+            pair.evidence += part;
+        }
+        // Older than both windows counted: its evidence is in.
+        None => return None,
+    }
+    if pair.evidence >= EVIDENCE && !pair.suspected {
+        pair.suspected = true;
+        pair.distinct = false;
+        return Some(Seen::Together(key.0, key.1));
+    }
+    None
 }
 
 fn key(a: &str, b: &str) -> (String, String) {
@@ -267,5 +335,6 @@ fn key(a: &str, b: &str) -> (String, String) {
     }
 }
 
+mod remote;
 #[cfg(test)]
 mod tests;

@@ -37,8 +37,13 @@ pub async fn shared_in(
 /// `shared`, with the first group's calls all on replica 0 and the second's on replicas 1
 /// and 2 (as when each caller's gRPC channel stays on one replica): no replica sees both.
 pub async fn split(limit: u64, phase: u64, calls: usize) -> BucketOutcome {
-    let (mut buckets, _) = run(limit, phase, calls, 0, true, true).await;
-    buckets.remove("write").expect("the bucket")
+    split_in(limit, phase, calls).await.0
+}
+
+/// `split`, with the replicas to look at what they report.
+pub async fn split_in(limit: u64, phase: u64, calls: usize) -> (BucketOutcome, Vec<Limiter>) {
+    let (mut buckets, replicas) = run(limit, phase, calls, 0, true, true).await;
+    (buckets.remove("write").expect("the bucket"), replicas)
 }
 
 async fn run(

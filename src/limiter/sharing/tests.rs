@@ -90,20 +90,20 @@ fn answers_without_a_count_are_ignored() {
 fn a_group_is_alone_once_every_group_with_its_limit_and_window_was_seen_counted_apart() {
     let sharing = Sharing::default();
     // Nothing known yet.
-    assert!(!sharing.alone("task.write"));
+    assert!(!sharing.alone("task.write", Instant::now()));
     // Counted together: never alone, suspected or not yet.
     run(&sharing, true, 2, 20, 3);
-    assert!(!sharing.alone("task.write"));
+    assert!(!sharing.alone("task.write", Instant::now()));
     run(&sharing, true, 10, 20, 3);
-    assert!(!sharing.alone("activity.write"));
+    assert!(!sharing.alone("activity.write", Instant::now()));
     // Counted apart: alone from the first window whose counts collide.
     run(&sharing, false, 2, 20, 1);
-    assert!(sharing.alone("task.write"));
-    assert!(sharing.alone("activity.write"));
+    assert!(sharing.alone("task.write", Instant::now()));
+    assert!(sharing.alone("activity.write", Instant::now()));
     // Counted together again: alone no longer once suspected.
     run(&sharing, true, 12, 20, 3);
     assert_eq!(sharing.partners("task.write"), ["activity.write"]);
-    assert!(!sharing.alone("task.write"));
+    assert!(!sharing.alone("task.write", Instant::now()));
 }
 
 #[test]
@@ -115,11 +115,11 @@ fn a_group_with_no_other_of_its_limit_is_alone() {
     // answered yet.
     let earlier = now - Duration::from_secs(1);
     sharing.record("lead.read", earlier, earlier, 200, &info(24, 20, reset));
-    assert!(!sharing.alone("lead.read"));
+    assert!(!sharing.alone("lead.read", Instant::now()));
     sharing.record("lead.read", now, now, 200, &info(24, 20, reset));
-    assert!(sharing.alone("lead.read"));
+    assert!(sharing.alone("lead.read", Instant::now()));
     sharing.record("task.read", now, now, 200, &info(64, 60, reset));
-    assert!(sharing.alone("lead.read"));
+    assert!(sharing.alone("lead.read", Instant::now()));
     // Same limit, window ending 300 ms apart: another window of Close, another bucket.
     sharing.record(
         "lead.write",
@@ -128,10 +128,10 @@ fn a_group_with_no_other_of_its_limit_is_alone() {
         200,
         &info(24, 20, reset),
     );
-    assert!(sharing.alone("lead.read"));
+    assert!(sharing.alone("lead.read", Instant::now()));
     // Same limit and window: maybe one bucket, till counts collide.
     sharing.record("search", now, now, 200, &info(24, 19, reset));
-    assert!(!sharing.alone("lead.read"));
+    assert!(!sharing.alone("lead.read", Instant::now()));
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn a_call_sent_after_another_groups_answer_with_no_higher_count_proves_two_bucke
         sharing.record("b", t + ms(11), t + ms(30), 200, &answer(30, 6)),
         []
     );
-    assert!(!sharing.alone("a"));
+    assert!(!sharing.alone("a", Instant::now()));
     // Sent after it, counted before it: two buckets, before any count collided.
     assert_eq!(
         sharing.record("b", t + ms(12), t + ms(40), 200, &answer(40, 4)),
@@ -162,8 +162,8 @@ fn a_call_sent_after_another_groups_answer_with_no_higher_count_proves_two_bucke
     let next = |at: u64| info(40, 39, ms(1900 - at));
     sharing.record("a", t + ms(1000), t + ms(1010), 200, &next(1010));
     sharing.record("b", t + ms(1000), t + ms(1020), 200, &next(1020));
-    assert!(sharing.alone("a"));
-    assert!(sharing.alone("b"));
+    assert!(sharing.alone("a", Instant::now()));
+    assert!(sharing.alone("b", Instant::now()));
 }
 
 /// Replicas that take turns: each sees every third count of each group. Counts of two
@@ -193,6 +193,175 @@ fn two_buckets_whose_counts_a_replica_sees_never_collide_are_told_apart_by_order
         }
     }
     assert!(sharing.partners("a").is_empty());
-    assert!(sharing.alone("a"));
+    assert!(sharing.alone("a", Instant::now()));
     assert!(apart >= 10, "{apart}");
+}
+
+/// A group active only on another replica (published through `peers.rs`) may share the
+/// bucket: this replica sees none of its counts, so nothing proves them apart.
+#[test]
+fn a_group_another_replica_serves_in_the_same_window_is_not_alone() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    sharing.record("a", t, t, 200, &info(24, 20, ms(600)));
+    sharing.record("a", t + ms(1000), t + ms(1000), 200, &info(24, 20, ms(600)));
+    let now = t + ms(1100);
+    assert!(sharing.alone("a", now));
+    // Published windows: a's own on another replica, another limit, another window end.
+    let heard = |group: &str, limit, end| Heard {
+        group: group.to_owned(),
+        limit,
+        end,
+        counts: BTreeSet::new(),
+    };
+    sharing.heard(
+        now,
+        vec![
+            heard("a", 24, t + ms(1600)),
+            heard("b", 25, t + ms(1600)),
+            heard("c", 24, t + ms(1900)),
+        ],
+    );
+    assert!(sharing.alone("a", now));
+    // Same limit, a window ending 100 ms from a's current one (or its last).
+    sharing.heard(now, vec![heard("b", 24, t + ms(1700))]);
+    assert!(!sharing.alone("a", now));
+    sharing.heard(now, vec![heard("b", 24, t + ms(500))]);
+    assert!(!sharing.alone("a", now));
+    // What was heard is believed for `LIFETIME` only.
+    assert!(!sharing.alone("a", now + LIFETIME - ms(1)));
+    assert!(sharing.alone("a", now + LIFETIME));
+    // Seen counted apart on this replica: alone, whoever serves b elsewhere.
+    sharing.heard(now, vec![heard("b", 24, t + ms(1700))]);
+    sharing.record("b", t + ms(1050), t + ms(1050), 200, &info(24, 20, ms(550)));
+    assert!(sharing.alone("a", now));
+}
+
+/// What a replica publishes: each group's windows not over for `LIFETIME`; a group new to
+/// it makes the next exchange due at once.
+#[test]
+fn a_replica_publishes_its_recent_windows() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    assert!(!sharing.fresh());
+    sharing.record("a", t, t, 200, &info(24, 20, ms(600)));
+    assert!(sharing.fresh());
+    sharing.record("a", t + ms(1000), t + ms(1000), 200, &info(24, 20, ms(600)));
+    let mut latest = sharing.latest(t + ms(1100));
+    latest.sort();
+    assert_eq!(
+        latest,
+        [
+            ("a".to_owned(), 0, 24, t + ms(1600), vec![4]),
+            ("a".to_owned(), 1, 24, t + ms(600), vec![4])
+        ]
+    );
+    assert!(!sharing.fresh());
+    sharing.record("a", t + ms(1200), t + ms(1200), 200, &info(24, 19, ms(400)));
+    assert!(!sharing.fresh(), "a known group");
+    assert_eq!(sharing.latest(t + ms(2600)).len(), 1);
+    assert!(sharing.latest(t + ms(3600)).is_empty());
+}
+
+/// Answers of group `a` in the one-second window from `start`, limit 40: counts 1, 3, ...,
+/// 19, 50 ms apart.
+fn odd_counts(sharing: &Sharing, start: Instant) {
+    for c in 0..10u64 {
+        let at = start + Duration::from_millis(50 * c);
+        let answer = info(40, 40 - (2 * c + 1), start + Duration::from_secs(1) - at);
+        sharing.record("a", at, at, 200, &answer);
+    }
+}
+
+/// Counts other replicas saw are pooled with this replica's: a pair is judged on every
+/// count of a window, as if one replica had seen both groups; a window judged again on
+/// more counts adds only the difference.
+#[test]
+fn a_pair_is_judged_on_the_counts_every_replica_saw() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    let b_window = |end: Instant, counts: &[u64]| Heard {
+        group: "b".to_owned(),
+        limit: 40,
+        end,
+        counts: counts.iter().copied().collect(),
+    };
+    // Two windows of a seen here: counts 1, 3, ..., 19; b's, heard: 2, 4, ..., 32. Each
+    // pair of windows without a collision is 10 × 16 / 40 = 4 expected collisions.
+    let b_counts: Vec<u64> = (1..=16).map(|c| 2 * c).collect();
+    for w in 0..2u64 {
+        let start = t + ms(1000 * w);
+        odd_counts(&sharing, start);
+        let end = start + ms(1000);
+        // Heard first with a quarter of b's counts, then all, then all again.
+        let now = start + ms(600);
+        let quarter = sharing.heard(now, vec![b_window(end, &b_counts[..4])]);
+        let all = sharing.heard(now + ms(250), vec![b_window(end, &b_counts)]);
+        let again = sharing.heard(now + ms(500), vec![b_window(end, &b_counts)]);
+        if w == 0 {
+            assert_eq!(
+                (quarter, all, again),
+                (vec![], vec![], vec![]),
+                "4 of 6 expected"
+            );
+        } else {
+            let together = Seen::Together("a".to_owned(), "b".to_owned());
+            assert_eq!(
+                (quarter, all, again),
+                (vec![], vec![together], vec![]),
+                "8 of 6"
+            );
+        }
+    }
+    assert_eq!(sharing.partners("a"), ["b"]);
+    // One count both saw: two buckets.
+    let end = t + ms(2000);
+    let at = end - ms(400);
+    sharing.record("a", at, at, 200, &info(40, 40 - 4, ms(400)));
+    let seen = sharing.heard(at, vec![b_window(end, &[4])]);
+    assert!(
+        seen.contains(&Seen::Apart("a".to_owned(), "b".to_owned())),
+        "{seen:?}"
+    );
+}
+
+/// Counts other replicas publish late for the window before still count: a pair keeps the
+/// evidence of its last two windows, each topped up as more counts come.
+#[test]
+fn late_counts_of_the_window_before_still_count() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    let b = |end: Instant, counts: std::ops::RangeInclusive<u64>| Heard {
+        group: "b".to_owned(),
+        limit: 40,
+        end,
+        counts: counts.filter(|c| c % 2 == 0).collect(),
+    };
+    let together = || vec![Seen::Together("a".to_owned(), "b".to_owned())];
+    // a's counts 1, 3, ..., 19 in each of two windows; b's even ones, heard bit by bit.
+    let window = |w: u64| {
+        let start = t + ms(1000 * w);
+        odd_counts(&sharing, start);
+    };
+    let (w0, w1) = (t + ms(1000), t + ms(2000));
+    window(0);
+    // 10 × 4 / 40: 1 expected collision.
+    assert_eq!(sharing.heard(t + ms(900), vec![b(w0, 2..=8)]), []);
+    window(1);
+    // Window 0 now 2, window 1 0.5: 2.5.
+    assert_eq!(
+        sharing.heard(t + ms(1100), vec![b(w0, 2..=16), b(w1, 2..=4)]),
+        []
+    );
+    // Window 0, whose counts came after window 1 was judged, now 4: 4.5.
+    assert_eq!(
+        sharing.heard(t + ms(1300), vec![b(w0, 2..=32), b(w1, 2..=4)]),
+        []
+    );
+    // Window 1 now 3: 7, of 6 to suspect the pair.
+    assert_eq!(sharing.heard(t + ms(1500), vec![b(w1, 2..=24)]), together());
 }
