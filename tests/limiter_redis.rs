@@ -327,8 +327,9 @@ async fn three_replicas_on_a_three_master_cluster() {
                 .await
                 .expect("hkeys");
             for field in fields {
+                // "<replica>\n<slot>\n<state>\n<group>"
                 let mut parts = field.split('\n');
-                let (replica, group) = (parts.next(), parts.nth(1));
+                let (replica, group) = (parts.next(), parts.nth(2));
                 published.insert((replica.map(str::to_owned), group.map(str::to_owned)));
             }
         }

@@ -9,6 +9,7 @@ mod limiter_support;
 
 use limiter_support::mix::{benchmark_mix, misses_beside_a_client};
 use limiter_support::pair::{shared_in, split};
+use limiter_support::rollout::rollout;
 use limiter_support::sim::BucketOutcome;
 
 /// 429s in any window, and windows below 95 % of `limit` from the third to the last but
@@ -161,4 +162,44 @@ async fn sweep_a_lowered_limit() {
         }
     }
     println!("halved: {failed} of {runs} runs miss a target");
+}
+
+/// The middle of a rolling update: two replicas of one version, one of the next, each
+/// version in its own state; with one registry of windows for both, and with one each (as
+/// before the registry).
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep: prints figures, takes a while"]
+async fn sweep_a_rolling_update() {
+    for one_registry in [false, true] {
+        let sweep = if one_registry {
+            "rollout"
+        } else {
+            "rollout, registries apart"
+        };
+        let (mut rejected, mut hit, mut short, mut runs) = (0, 0, 0, 0);
+        let (mut accepted, mut allowed) = (0, 0);
+        for limit in [16u64, 24, 37, 40, 42, 59, 69, 100] {
+            for phase in (0..1000).step_by(90) {
+                let bucket = rollout(limit, phase, one_registry).await;
+                let (n, low) = misses(&bucket, limit);
+                let last = bucket.windows.keys().max().copied().unwrap_or_default();
+                for w in bucket.windows.range(2..last).map(|(_, w)| w) {
+                    accepted += w.0;
+                    allowed += limit;
+                }
+                if n > 0 || !low.is_empty() {
+                    println!("{sweep}: limit {limit} phase {phase}: 429s {n}, below 95 % {low:?}");
+                }
+                rejected += n;
+                hit += u64::from(n > 0);
+                short += low.len();
+                runs += 1;
+            }
+        }
+        println!(
+            "{sweep}: {rejected} 429s in {hit} runs and {short} windows below 95 % in {runs} runs; \
+             {:.1} % of the limit taken from the third window to the last but one",
+            accepted as f64 * 100.0 / allowed.max(1) as f64
+        );
+    }
 }

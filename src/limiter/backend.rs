@@ -136,6 +136,14 @@ impl Backend {
         }
     }
 
+    /// Names the state in the registry of windows: replicas with the same one share it.
+    pub fn state_id(&self) -> String {
+        match self {
+            Backend::Memory(state) => state.state_id(),
+            Backend::Redis(_) => state_version().to_owned(),
+        }
+    }
+
     /// Publishes `replica`'s windows in the pool's registry (`peers.rs`) and answers every
     /// other replica's live entries; None when the shared state cannot be reached.
     pub async fn peers(&self, pool: &str, replica: &str, entries: &[Entry]) -> Option<Vec<String>> {

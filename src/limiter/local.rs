@@ -3,8 +3,8 @@
 //! [`MemoryState`] to act as replicas of one deployment.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
@@ -16,9 +16,13 @@ use super::policy::{self, Answer, Ask, Bucket, GroupState, Obs, Params, View};
 #[derive(Debug)]
 pub struct MemoryState {
     origin: Instant,
+    /// Tells this state's windows from another's in a shared registry, as the state's
+    /// version does in Redis.
+    id: u64,
     groups: Mutex<HashMap<String, GroupState>>,
-    /// The registries of windows each replica serves, by key pool (`peers.rs`).
-    peers: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// The registries of windows each replica serves, by key pool (`peers.rs`); shared with
+    /// the states made `beside` this one.
+    peers: Arc<Mutex<HashMap<String, HashMap<String, String>>>>,
     /// Calls made to this state: what the Redis backend would send as script calls.
     calls: AtomicU64,
     /// Exchanges with the registry (`peers.rs`), apart: each replica makes them at its own
@@ -34,13 +38,30 @@ impl Default for MemoryState {
 
 impl MemoryState {
     pub fn new() -> MemoryState {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         MemoryState {
             origin: Instant::now(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             groups: Mutex::new(HashMap::new()),
-            peers: Mutex::new(HashMap::new()),
+            peers: Arc::default(),
             calls: AtomicU64::new(0),
             registry_calls: AtomicU64::new(0),
         }
+    }
+
+    /// A state of its own that shares `other`'s clock and registry of windows: what the
+    /// replicas of another version keep in the same Redis during a rolling update.
+    pub fn beside(other: &MemoryState) -> MemoryState {
+        MemoryState {
+            origin: other.origin,
+            peers: other.peers.clone(),
+            ..MemoryState::new()
+        }
+    }
+
+    /// Names this state in the registry of windows.
+    pub(crate) fn state_id(&self) -> String {
+        format!("memory{}", self.id)
     }
 
     /// Microseconds since this state was made: the clock of its decisions.

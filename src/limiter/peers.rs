@@ -51,6 +51,20 @@ pub(crate) struct Heard {
     pub limit: u64,
     pub end: Instant,
     pub counts: BTreeSet<u64>,
+    /// Published by a replica that keeps its limiter state where this one does: of another
+    /// version (a rolling update), the same group is served in another state, so its calls
+    /// are, to ours, another group's.
+    pub same_state: bool,
+}
+
+/// A window as the registry answers it: `end` in microseconds from the registry's now.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Published {
+    state: String,
+    group: String,
+    limit: u64,
+    end: i64,
+    counts: BTreeSet<u64>,
 }
 
 /// The registry's name in Redis, one per key pool, in the `cgw:` namespace.
@@ -58,10 +72,11 @@ pub(crate) fn registry_key(pool: &str) -> String {
     format!("{{cgw:peers:{FORMAT}:{pool}}}")
 }
 
-/// A registry field: which replica published which of a group's windows (0 the latest).
-/// Replica ids never hold a line break; group names may, so the group comes last.
-pub(crate) fn field(replica: &str, slot: usize, group: &str) -> String {
-    format!("{replica}\n{slot}\n{group}")
+/// A registry field: which replica, keeping its state where, published which of a group's
+/// windows (0 the latest). Replica and state ids never hold a line break; group names may,
+/// so the group comes last.
+pub(crate) fn field(replica: &str, slot: usize, state: &str, group: &str) -> String {
+    format!("{replica}\n{slot}\n{state}\n{group}")
 }
 
 /// What starts the fields of `replica`, which the registry does not answer it.
@@ -106,16 +121,16 @@ fn expiry(value: &str) -> Option<i64> {
     head.parse().ok()
 }
 
-/// Other replicas' windows in the registry's answer: group, limit, end as an offset from its
-/// clock, counts. Entries that do not parse are skipped.
-fn decode(out: &[String], replica: &str) -> Vec<(String, u64, i64, BTreeSet<u64>)> {
+/// Other replicas' windows in the registry's answer. Entries that do not parse are skipped.
+fn decode(out: &[String], replica: &str) -> Vec<Published> {
     let Some(now) = out.first().and_then(|n| n.parse::<i64>().ok()) else {
         return Vec::new();
     };
     let mut heard = Vec::new();
     for pair in out[1..].chunks_exact(2) {
-        let mut parts = pair[0].splitn(3, '\n');
-        let (Some(from), Some(_slot), Some(group)) = (parts.next(), parts.next(), parts.next())
+        let mut parts = pair[0].splitn(4, '\n');
+        let (Some(from), Some(_slot), Some(state), Some(group)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             continue;
         };
@@ -138,7 +153,13 @@ fn decode(out: &[String], replica: &str) -> Vec<(String, u64, i64, BTreeSet<u64>
             .filter_map(|c| c.parse().ok())
             .take(MAX_COUNTS)
             .collect();
-        heard.push((group.to_owned(), limit, end, counts));
+        heard.push(Published {
+            state: state.to_owned(),
+            group: group.to_owned(),
+            limit,
+            end,
+            counts,
+        });
     }
     heard
 }
@@ -186,12 +207,13 @@ pub(crate) async fn exchange(inner: Arc<Inner>) {
     let _under_way = UnderWay(&inner.peers);
     let start = Instant::now();
     let replica = &inner.config.replica_id;
+    let state = inner.backend.state_id();
     let entries: Vec<Entry> = inner
         .sharing
         .latest(start)
         .into_iter()
         .map(|(group, slot, limit, end, counts)| Entry {
-            field: field(replica, slot, &group),
+            field: field(replica, slot, &state, &group),
             limit: i64::try_from(limit).unwrap_or(i64::MAX),
             end: offset(end, start),
             counts: counts
@@ -209,12 +231,13 @@ pub(crate) async fn exchange(inner: Arc<Inner>) {
     // read from `start` too, the two delays cancel.
     let heard = decode(&out, replica)
         .into_iter()
-        .filter_map(|(group, limit, end, counts)| {
+        .filter_map(|p| {
             Some(Heard {
-                group,
-                limit,
-                end: at(start, end)?,
-                counts,
+                end: at(start, p.end)?,
+                same_state: p.state == state,
+                group: p.group,
+                limit: p.limit,
+                counts: p.counts,
             })
         })
         .collect();
@@ -252,15 +275,21 @@ mod tests {
 
     fn entry(replica: &str, slot: usize, group: &str, end: i64, counts: &str) -> Entry {
         Entry {
-            field: field(replica, slot, group),
+            field: field(replica, slot, "s", group),
             limit: 40,
             end,
             counts: counts.to_owned(),
         }
     }
 
-    fn window(group: &str, end: i64, counts: &[u64]) -> (String, u64, i64, BTreeSet<u64>) {
-        (group.to_owned(), 40, end, counts.iter().copied().collect())
+    fn window(group: &str, end: i64, counts: &[u64]) -> Published {
+        Published {
+            state: "s".to_owned(),
+            group: group.to_owned(),
+            limit: 40,
+            end,
+            counts: counts.iter().copied().collect(),
+        }
     }
 
     #[test]
@@ -298,15 +327,15 @@ mod tests {
     fn malformed_entries_are_skipped() {
         let out: Vec<String> = [
             "5",
-            "b\n0\ng",
+            "b\n0\ns\ng",
             "9,40,7,3.x.4",
-            "b\n0",
+            "b\n0\ng",
             "9,40,7",
-            "c\n1\nh",
+            "c\n1\ns\nh",
             "9,x,7",
-            "c\n1\ni",
+            "c\n1\ns\ni",
             "9,-1,7",
-            "d\n0\nk",
+            "d\n0\ns\nk",
             "9,40",
         ]
         .map(str::to_owned)
@@ -315,7 +344,7 @@ mod tests {
         assert!(decode(&["x".to_owned()], "a").is_empty());
         assert!(decode(&[], "a").is_empty());
         // An end no offset from the registry's clock can hold.
-        let far: Vec<String> = ["5", "b\n0\ng", "9,40,-9223372036854775808"]
+        let far: Vec<String> = ["5", "b\n0\ns\ng", "9,40,-9223372036854775808"]
             .map(str::to_owned)
             .into();
         assert!(decode(&far, "a").is_empty());

@@ -255,6 +255,7 @@ async fn peers_script_matches_the_in_process_registry() {
                 field: field(
                     replica,
                     rng.next(2) as usize,
+                    ["v1", "v2"][rng.next(2) as usize],
                     ["g", "h,i", "x\ny}", "{z} 1"][rng.next(4) as usize],
                 ),
                 limit: 10 + rng.next(3) as i64,
@@ -310,7 +311,7 @@ async fn peers_script_keeps_ends_in_redis_clock() {
         .await
         .expect("redis backend");
     let entry = Entry {
-        field: field("a", 0, "g"),
+        field: field("a", 0, "v1", "g"),
         limit: 40,
         end: 300_000_000,
         counts: "1.4".to_owned(),
@@ -326,7 +327,7 @@ async fn peers_script_keeps_ends_in_redis_clock() {
         .await
         .expect("script answers");
     assert_eq!(out.len(), 3, "{out:?}");
-    assert_eq!(out[1], "a\n0\ng");
+    assert_eq!(out[1], "a\n0\nv1\ng");
     let now: i64 = out[0].parse().expect("now");
     let value: Vec<i64> = out[2]
         .split(',')

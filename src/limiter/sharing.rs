@@ -21,7 +21,9 @@
 //! The scheduler asks the converse (`alone`): whether every group that could be counted in
 //! one bucket with a given group was seen counted apart from it. Only then are calls that
 //! Close counted beside ours known to be another client's, which keep their pace. Groups
-//! active only on other replicas count too: a window another replica published can match.
+//! active only on other replicas count too: a window another replica published can match,
+//! and so does one of the same group kept in another state (another version, during a
+//! rolling update), which nothing here can prove apart.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -185,11 +187,12 @@ impl Sharing {
             return true;
         }
         for heard in &state.heard {
-            if heard.group == group {
+            // The same group in another state (another version) is another group to ours.
+            if heard.group == group && heard.same_state {
                 continue;
             }
             let same = mine.iter().flatten().any(|w| w.matches(heard));
-            if same && !apart(&heard.group) {
+            if same && !(heard.same_state && apart(&heard.group)) {
                 return false;
             }
         }

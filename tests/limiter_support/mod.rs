@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 pub mod mix;
 pub mod pair;
+pub mod rollout;
 pub mod sim;
 use tokio::process::{Child, Command};
 

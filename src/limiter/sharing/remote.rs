@@ -1,7 +1,9 @@
 //! The windows other replicas published (`peers.rs`): what this replica publishes of its
 //! own, and what it learns from theirs. A group served only on other replicas may share a
 //! bucket with one served here (`alone`); the counts each replica saw are pooled, so a pair
-//! is judged on every count any replica saw, as if one replica had seen both groups.
+//! is judged on every count any replica saw, as if one replica had seen both groups. Pairs
+//! are judged among the replicas that share this one's state only: a group of another state
+//! (another version) is never served as one with ours.
 
 use std::collections::BTreeSet;
 
@@ -52,7 +54,7 @@ impl Sharing {
                 let others: BTreeSet<String> = state
                     .heard
                     .iter()
-                    .filter(|h| &h.group != group && window.matches(h))
+                    .filter(|h| h.same_state && &h.group != group && window.matches(h))
                     .map(|h| h.group.clone())
                     .collect();
                 if !others.is_empty() {
@@ -80,7 +82,11 @@ fn pooled(state: &State, group: &str, window: &Window) -> BTreeSet<u64> {
     for w in own.filter(|w| w.same(window)) {
         counts.extend(w.counts.iter().copied());
     }
-    for h in state.heard.iter().filter(|h| h.group == group) {
+    for h in state
+        .heard
+        .iter()
+        .filter(|h| h.same_state && h.group == group)
+    {
         if window.matches(h) {
             counts.extend(h.counts.iter().copied());
         }

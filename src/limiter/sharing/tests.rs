@@ -214,6 +214,7 @@ fn a_group_another_replica_serves_in_the_same_window_is_not_alone() {
         limit,
         end,
         counts: BTreeSet::new(),
+        same_state: true,
     };
     sharing.heard(
         now,
@@ -288,6 +289,7 @@ fn a_pair_is_judged_on_the_counts_every_replica_saw() {
         limit: 40,
         end,
         counts: counts.iter().copied().collect(),
+        same_state: true,
     };
     // Two windows of a seen here: counts 1, 3, ..., 19; b's, heard: 2, 4, ..., 32. Each
     // pair of windows without a collision is 10 × 16 / 40 = 4 expected collisions.
@@ -340,6 +342,7 @@ fn late_counts_of_the_window_before_still_count() {
         limit: 40,
         end,
         counts: counts.filter(|c| c % 2 == 0).collect(),
+        same_state: true,
     };
     let together = || vec![Seen::Together("a".to_owned(), "b".to_owned())];
     // a's counts 1, 3, ..., 19 in each of two windows; b's even ones, heard bit by bit.
@@ -364,4 +367,30 @@ fn late_counts_of_the_window_before_still_count() {
     );
     // Window 1 now 3: 7, of 6 to suspect the pair.
     assert_eq!(sharing.heard(t + ms(1500), vec![b(w1, 2..=24)]), together());
+}
+
+/// During a rolling update, replicas of the other version serve the same group in another
+/// state: their calls are, to ours, another group's in one bucket. Nothing here can prove
+/// them apart, and they are never judged as a pair.
+#[test]
+fn the_same_group_in_another_state_is_another_group_of_ours() {
+    let sharing = Sharing::default();
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    odd_counts(&sharing, t);
+    odd_counts(&sharing, t + ms(1000));
+    let now = t + ms(1600);
+    assert!(sharing.alone("a", now));
+    let window = |same_state| Heard {
+        group: "a".to_owned(),
+        limit: 40,
+        end: t + ms(2000),
+        counts: (1..=16).map(|c| 2 * c).collect(),
+        same_state,
+    };
+    assert_eq!(sharing.heard(now, vec![window(true)]), []);
+    assert!(sharing.alone("a", now), "another replica of ours");
+    assert_eq!(sharing.heard(now, vec![window(false)]), []);
+    assert!(!sharing.alone("a", now), "another version's");
+    assert!(sharing.partners("a").is_empty());
 }
