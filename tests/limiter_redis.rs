@@ -11,6 +11,7 @@ use std::time::Duration;
 use close_gateway::close::ratelimit::RateLimitInfo;
 use close_gateway::limiter::{
     AcquireRequest, LimitSource, Limiter, LimiterConfig, LimiterError, Priority, REGISTRY_EXCHANGE,
+    state_version,
 };
 use tokio::time::Instant;
 
@@ -327,10 +328,11 @@ async fn three_replicas_on_a_three_master_cluster() {
                 .await
                 .expect("hkeys");
             for field in fields {
-                // "<replica>\n<slot>\n<state>\n<group>"
-                let mut parts = field.split('\n');
-                let (replica, group) = (parts.next(), parts.nth(2));
-                published.insert((replica.map(str::to_owned), group.map(str::to_owned)));
+                // "<replica>\n<slot>\n<state>\n<group>": the state is the state's version.
+                let parts: Vec<&str> = field.split('\n').collect();
+                assert_eq!(parts.get(2), Some(&state_version()), "{field:?}");
+                let (replica, group) = (parts.first(), parts.get(3));
+                published.insert((replica.map(|r| r.to_string()), group.map(|g| g.to_string())));
             }
         }
     }

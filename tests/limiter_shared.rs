@@ -11,7 +11,7 @@
 mod limiter_support;
 
 use limiter_support::pair::{GROUPS, shared, shared_in, split_in};
-use limiter_support::rollout::rollout;
+use limiter_support::rollout::{Rollout, rollout};
 use limiter_support::sim::BucketOutcome;
 
 /// No 429 after window `from`; from the window after the next (the first one in which
@@ -255,7 +255,7 @@ async fn a_suspected_pair_is_served_as_one_to_the_end_of_the_backlog() {
 #[tokio::test(start_paused = true)]
 async fn two_versions_serving_one_group_meet_no_429() {
     for (limit, phase) in [(42, 0), (42, 90), (42, 270), (40, 0)] {
-        let outcome = rollout(limit, phase, true).await;
+        let outcome = rollout(limit, phase, Rollout::OneRegistry).await;
         let rejected: u64 = outcome.windows.values().map(|w| w.1).sum();
         let context = format!("limit {limit} phase {phase}");
         assert_eq!(rejected, 0, "{context}: {:?}", outcome.windows);

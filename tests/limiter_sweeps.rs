@@ -9,7 +9,7 @@ mod limiter_support;
 
 use limiter_support::mix::{benchmark_mix, misses_beside_a_client};
 use limiter_support::pair::{shared_in, split};
-use limiter_support::rollout::rollout;
+use limiter_support::rollout::{Rollout, rollout};
 use limiter_support::sim::BucketOutcome;
 
 /// 429s in any window, and windows below 95 % of `limit` from the third to the last but
@@ -165,22 +165,26 @@ async fn sweep_a_lowered_limit() {
 }
 
 /// The middle of a rolling update: two replicas of one version, one of the next, each
-/// version in its own state; with one registry of windows for both, and with one each (as
-/// before the registry).
+/// version in its own state; with one registry of windows for both, with one each (as when
+/// the other version's fields cannot be read), and no rollout (one state).
 #[tokio::test(start_paused = true)]
 #[ignore = "a sweep: prints figures, takes a while"]
 async fn sweep_a_rolling_update() {
-    for one_registry in [false, true] {
-        let sweep = if one_registry {
-            "rollout"
-        } else {
-            "rollout, registries apart"
+    for how in [
+        Rollout::RegistriesApart,
+        Rollout::OneRegistry,
+        Rollout::None,
+    ] {
+        let sweep = match how {
+            Rollout::OneRegistry => "rollout",
+            Rollout::RegistriesApart => "rollout, registries apart",
+            Rollout::None => "no rollout",
         };
         let (mut rejected, mut hit, mut short, mut runs) = (0, 0, 0, 0);
         let (mut accepted, mut allowed) = (0, 0);
         for limit in [16u64, 24, 37, 40, 42, 59, 69, 100] {
             for phase in (0..1000).step_by(90) {
-                let bucket = rollout(limit, phase, one_registry).await;
+                let bucket = rollout(limit, phase, how).await;
                 let (n, low) = misses(&bucket, limit);
                 let last = bucket.windows.keys().max().copied().unwrap_or_default();
                 for w in bucket.windows.range(2..last).map(|(_, w)| w) {

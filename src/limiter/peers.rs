@@ -27,7 +27,7 @@ pub const EXCHANGE: Duration = Duration::from_millis(500);
 pub(crate) const LIFETIME: Duration = Duration::from_secs(2);
 /// The registry's format, part of its key: unlike the limiter state, it is not versioned by
 /// the limiter script, so that replicas of two versions (a rolling update) see each other.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// Counts published per window at most: a window's worth at the limits Close sets.
 const MAX_COUNTS: usize = 2048;
 

@@ -187,12 +187,14 @@ impl Sharing {
             return true;
         }
         for heard in &state.heard {
-            // The same group in another state (another version) is another group to ours.
-            if heard.group == group && heard.same_state {
+            // The same group in another state (another version) is another group to ours,
+            // which no count can prove apart; another group seen apart is apart in any state.
+            let own_group = heard.group == group;
+            if own_group && heard.same_state {
                 continue;
             }
             let same = mine.iter().flatten().any(|w| w.matches(heard));
-            if same && !(heard.same_state && apart(&heard.group)) {
+            if same && (own_group || !apart(&heard.group)) {
                 return false;
             }
         }

@@ -3,8 +3,8 @@
 -- KEYS[1] the registry hash, one per key pool: {cgw:peers:<format>:<pool>}.
 -- ARGV[1] "" (use TIME) or a test clock in microseconds; ARGV[2] how long an entry lives,
 -- microseconds; ARGV[3] what starts the calling replica's fields ("<replica>\n"); then per
--- entry: field ("<replica>\n<slot>\n<group>"), limit, window end in microseconds from now
--- (negative: past), the counts seen in the window ("3.5.8").
+-- entry: field ("<replica>\n<slot>\n<state>\n<group>"), limit, window end in microseconds
+-- from now (negative: past), the counts seen in the window ("3.5.8").
 -- Stores "<expiry>,<limit>,<end>,<counts>" in Redis's clock, forgets expired entries, and
 -- returns {now, field, value, field, value, ...} of every live entry of other replicas.
 

@@ -370,10 +370,11 @@ fn late_counts_of_the_window_before_still_count() {
 }
 
 /// During a rolling update, replicas of the other version serve the same group in another
-/// state: their calls are, to ours, another group's in one bucket. Nothing here can prove
-/// them apart, and they are never judged as a pair.
+/// state: their calls are, to ours, another group's in one bucket, which no count can prove
+/// apart. Windows of another state are never judged as a pair with ours, but a pair seen
+/// apart is apart in any state.
 #[test]
-fn the_same_group_in_another_state_is_another_group_of_ours() {
+fn windows_of_another_state_count_for_alone_only() {
     let sharing = Sharing::default();
     let t = Instant::now();
     let ms = Duration::from_millis;
@@ -381,16 +382,39 @@ fn the_same_group_in_another_state_is_another_group_of_ours() {
     odd_counts(&sharing, t + ms(1000));
     let now = t + ms(1600);
     assert!(sharing.alone("a", now));
-    let window = |same_state| Heard {
-        group: "a".to_owned(),
+    let window = |group: &str, end: u64, counts: &[u64], same_state| Heard {
+        group: group.to_owned(),
         limit: 40,
-        end: t + ms(2000),
-        counts: (1..=16).map(|c| 2 * c).collect(),
+        end: t + ms(end),
+        counts: counts.iter().copied().collect(),
         same_state,
     };
-    assert_eq!(sharing.heard(now, vec![window(true)]), []);
+    let evens: Vec<u64> = (1..=20).map(|c| 2 * c).collect();
+    assert_eq!(
+        sharing.heard(now, vec![window("a", 2000, &evens, true)]),
+        []
+    );
     assert!(sharing.alone("a", now), "another replica of ours");
-    assert_eq!(sharing.heard(now, vec![window(false)]), []);
+    assert_eq!(
+        sharing.heard(now, vec![window("a", 2000, &evens, false)]),
+        []
+    );
     assert!(!sharing.alone("a", now), "another version's");
+    // b from another state: 10 × 20 / 40 = 5 expected collisions in each of a's two windows,
+    // none seen (10 of 6 would suspect a pair of one state); then b's count 3, which a's
+    // collides with (two buckets, for a pair of one state).
+    let b = |counts: &[u64]| {
+        vec![
+            window("b", 1000, counts, false),
+            window("b", 2000, counts, false),
+        ]
+    };
+    assert_eq!(sharing.heard(now, b(&evens)), []);
     assert!(sharing.partners("a").is_empty());
+    assert_eq!(sharing.heard(now, b(&[3])), []);
+    assert!(!sharing.alone("a", now));
+    // Seen apart here (sent after a's count 1 came back, counted 1), b is apart in any state.
+    sharing.record("b", t + ms(1700), t + ms(1700), 200, &info(40, 39, ms(300)));
+    sharing.heard(now, b(&evens));
+    assert!(sharing.alone("a", now));
 }
