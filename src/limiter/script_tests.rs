@@ -233,16 +233,22 @@ async fn script_matches_policy_with_a_key_pool() {
     conformance_all(3, 5..9, &[0, 1, 11, 13, 14], false).await;
 }
 
+/// A Redis server and a backend on it with the default settings.
+async fn default_backend() -> (Server, RedisBackend) {
+    let server = redis_server().await;
+    let redis = RedisBackend::single(&server.url, &LimiterConfig::default())
+        .await
+        .expect("redis backend");
+    (server, redis)
+}
+
 /// The registry script (`lua/peers.lua`) and `peers::exchange_in` store, expire and answer
 /// the same entries on the same generated steps.
 #[tokio::test]
 async fn peers_script_matches_the_in_process_registry() {
     use super::peers::{Entry, exchange_in, field, own, registry_key, ttl};
 
-    let server = redis_server().await;
-    let redis = RedisBackend::single(&server.url, &LimiterConfig::default())
-        .await
-        .expect("redis backend");
+    let (server, redis) = default_backend().await;
     let mut registry = std::collections::HashMap::new();
     let mut rng = Lcg(7);
     let mut now = 1_000_000_000_i64;
@@ -306,10 +312,7 @@ async fn peers_script_matches_the_in_process_registry() {
 async fn peers_script_keeps_ends_in_redis_clock() {
     use super::peers::{Entry, field};
 
-    let server = redis_server().await;
-    let redis = RedisBackend::single(&server.url, &LimiterConfig::default())
-        .await
-        .expect("redis backend");
+    let (_server, redis) = default_backend().await;
     let entry = Entry {
         field: field("a", 0, "v1", "g"),
         limit: 40,
