@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use close_gateway::emulator::{Emulator, EmulatorConfig, HiddenLimit, Limits};
+use close_gateway::proto::close::v1::activity_service_client::ActivityServiceClient;
 use close_gateway::proto::close::v1::lead_service_client::LeadServiceClient;
 use close_gateway::proto::close::v1::task_service_client::TaskServiceClient;
 use close_gateway::proto::close::v1::*;
@@ -272,4 +273,112 @@ async fn metrics_name_the_version_of_the_shared_state() {
         value(&samples, "limiter_state_version", &[("version", version)]),
         Some(1.0)
     );
+}
+
+/// Two replicas sharing Redis create tasks and notes, which this Close counts in one bucket
+/// that the group file does not declare: each replica exports both groups as suspected of
+/// sharing a bucket (for an alert: declare them as one group), its registry exchanges, and
+/// how many other replicas it heard in the registry of windows; a group never compared has no
+/// such series.
+#[tokio::test]
+async fn metrics_show_the_registry_and_groups_suspected_of_sharing_a_bucket() {
+    let redis = limiter_support::redis().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut limits = Limits::uniform(20);
+    // Never compared with the writes: another limit.
+    limits.bucket_limits.insert("lead_read".into(), 25);
+    let config = EmulatorConfig {
+        limits,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(listener, config).await.expect("emulator");
+    let base_url = emulator.base_url();
+    let env = [
+        ("CLOSE_BASE_URL", base_url.as_str()),
+        ("CLOSE_API_KEY", "test-key"),
+        ("REDIS_URL", redis.url.as_str()),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "info"),
+    ];
+    let gateways = [
+        replicas_support::spawn(&env).await,
+        replicas_support::spawn(&env).await,
+    ];
+    let metrics = [
+        metrics_addr(&gateways[0]).await,
+        metrics_addr(&gateways[1]).await,
+    ];
+    let lead_id = emulator.insert_lead(json!({"name": "Acme"}));
+
+    // Eight windows of both groups, each call through either replica.
+    let mut calls = Vec::new();
+    for i in 0..160 {
+        let channel = gateways[i / 2 % 2].channel.clone();
+        let lead_id = lead_id.clone();
+        calls.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let task = CreateTaskRequest {
+                    lead_id,
+                    text: format!("task {i}"),
+                    ..Default::default()
+                };
+                TaskServiceClient::new(channel)
+                    .create_task(task)
+                    .await
+                    .map(|_| ())
+            } else {
+                let note = CreateNoteActivityRequest {
+                    lead_id,
+                    note: format!("note {i}"),
+                    ..Default::default()
+                };
+                ActivityServiceClient::new(channel)
+                    .create_note_activity(note)
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    for call in calls {
+        call.await.expect("task").expect("call");
+    }
+    for (i, addr) in metrics.iter().enumerate() {
+        let samples = scrape(*addr).await;
+        let suspected = |group| value(&samples, "limiter_suspected_shared", &[("group", group)]);
+        assert_eq!(suspected("task.write"), Some(1.0), "replica {i}");
+        assert_eq!(suspected("activity.write"), Some(1.0), "replica {i}");
+        assert_eq!(suspected("lead.read"), None, "replica {i}");
+        let exchanges = |outcome| {
+            value(
+                &samples,
+                "limiter_registry_exchanges_total",
+                &[("outcome", outcome)],
+            )
+        };
+        assert!(exchanges("done").is_some_and(|n| n >= 1.0), "replica {i}");
+        assert_eq!(exchanges("failed"), None, "replica {i}");
+    }
+
+    // A replica whose calls ended first drops out of the registry 2 s later; calls through
+    // both at once show each the other (each exchanges at most every 500 ms, on an answer).
+    let heard = |samples: &[Sample]| value(samples, "limiter_registry_replicas", &[]);
+    let mut leads = gateways
+        .each_ref()
+        .map(|g| LeadServiceClient::new(g.channel.clone()));
+    for round in 0.. {
+        assert!(round < 100, "the replicas never heard each other");
+        for client in &mut leads {
+            let request = GetLeadRequest {
+                id: lead_id.clone(),
+            };
+            client.get_lead(request).await.expect("GetLead");
+        }
+        let now = [scrape(metrics[0]).await, scrape(metrics[1]).await];
+        if now.iter().all(|samples| heard(samples) == Some(1.0)) {
+            break;
+        }
+    }
 }

@@ -62,6 +62,13 @@ impl Inner {
     /// served as one but seen counted apart in two states again.
     pub(crate) fn act(self: &Arc<Self>, seen: Vec<Seen>) {
         for seen in seen {
+            let (Seen::Together(a, b) | Seen::Apart(a, b)) = &seen;
+            // For alerts: a suspected pair should be declared in the group file.
+            for group in [a, b] {
+                let suspected = self.sharing.partners(group).len() as f64;
+                metrics::gauge!("limiter_suspected_shared", "group" => group.clone())
+                    .set(suspected);
+            }
             match seen {
                 Seen::Together(host, guest) => {
                     tracing::warn!(group_a = %host, group_b = %guest,

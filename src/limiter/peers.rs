@@ -60,6 +60,7 @@ pub(crate) struct Heard {
 /// A window as the registry answers it: `end` in microseconds from the registry's now.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Published {
+    replica: String,
     state: String,
     group: String,
     limit: u64,
@@ -154,6 +155,7 @@ fn decode(out: &[String], replica: &str) -> Vec<Published> {
             .take(MAX_COUNTS)
             .collect();
         heard.push(Published {
+            replica: from.to_owned(),
             state: state.to_owned(),
             group: group.to_owned(),
             limit,
@@ -227,9 +229,13 @@ pub(crate) async fn exchange(inner: Arc<Inner>) {
     let Some(out) = inner.backend.peers(&inner.pool, replica, &entries).await else {
         return;
     };
+    let published = decode(&out, replica);
+    let replicas: BTreeSet<&str> = published.iter().map(|p| p.replica.as_str()).collect();
+    metrics::counter!("limiter_registry_exchanges_total", "outcome" => "done").increment(1);
+    metrics::gauge!("limiter_registry_replicas").set(replicas.len() as f64);
     // The script wrote our ends one trip after `start` and others' one trip after theirs;
     // read from `start` too, the two delays cancel.
-    let heard = decode(&out, replica)
+    let heard = published
         .into_iter()
         .filter_map(|p| {
             Some(Heard {
@@ -282,8 +288,9 @@ mod tests {
         }
     }
 
-    fn window(group: &str, end: i64, counts: &[u64]) -> Published {
+    fn window(replica: &str, group: &str, end: i64, counts: &[u64]) -> Published {
         Published {
+            replica: replica.to_owned(),
             state: "s".to_owned(),
             group: group.to_owned(),
             limit: 40,
@@ -306,14 +313,14 @@ mod tests {
             entry("b", 1, "activity.write", -750_000, ""),
         ];
         let heard = exchange(1_100_000, "b", &b);
-        assert_eq!(heard, [window("task.write", 200_000, &[2, 5])]);
+        assert_eq!(heard, [window("a", "task.write", 200_000, &[2, 5])]);
         let mut heard = exchange(1_200_000, "a", &[]);
         heard.sort();
         assert_eq!(
             heard,
             [
-                window("activity.write", -850_000, &[]),
-                window("activity.write", 150_000, &[1]),
+                window("b", "activity.write", -850_000, &[]),
+                window("b", "activity.write", 150_000, &[1]),
             ]
         );
         // a's entry, written at 1.0 s, expires at 3.0 s; b's at 3.1 s.
@@ -340,7 +347,7 @@ mod tests {
         ]
         .map(str::to_owned)
         .into();
-        assert_eq!(decode(&out, "a"), [window("g", 2, &[3, 4])]);
+        assert_eq!(decode(&out, "a"), [window("b", "g", 2, &[3, 4])]);
         assert!(decode(&["x".to_owned()], "a").is_empty());
         assert!(decode(&[], "a").is_empty());
         // An end no offset from the registry's clock can hold.

@@ -207,12 +207,16 @@ impl RedisBackend {
         // Only the calls of groups decide when Redis is down or back (`is_up`), as only
         // they have a fallback; an exchange skips a Redis known to be down.
         if self.known_down() {
+            metrics::counter!("limiter_registry_exchanges_total", "outcome" => "skipped")
+                .increment(1);
             return None;
         }
         match self.eval_peers(pool, replica, entries, None).await {
             Ok(out) => Some(out),
             Err(err) => {
                 tracing::debug!(error = %err, "limiter registry exchange failed");
+                metrics::counter!("limiter_registry_exchanges_total", "outcome" => "failed")
+                    .increment(1);
                 None
             }
         }
