@@ -341,10 +341,12 @@ fn sync_org(g: &mut GroupState, now: i64, p: &Params) {
     }
 }
 
-/// Books up to `ask.n` slots on the key with the earliest room, within the organization cap.
+/// Books up to `ask.n` slots (its fair share while other replicas wait, `demand::fair_share`)
+/// on the key with the earliest room, within the organization cap.
 pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, View) {
     update_demand(g, now, &ask.replica, ask.demand, p);
     let d_hi = higher_demand(g, &ask.replica, ask.prio);
+    let n = demand::fair_share(g, ask, p);
     for key in &mut g.keys {
         forget_expired(key, now);
     }
@@ -355,7 +357,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
     if moved > 0 && now >= moved {
         wait = (moved, Why::Moved);
     }
-    while wait.1 != Why::Moved && (grants.len() as i64) < ask.n {
+    while wait.1 != Why::Moved && (grants.len() as i64) < n {
         let mut best: Option<(usize, Slot)> = None;
         for (i, key) in g.keys.iter_mut().enumerate() {
             match candidate(key, now, ask, d_hi, p) {
@@ -413,7 +415,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
     demand::leave_line(g, now, ask, grants.len() as i64);
     // Fewer slots than asked: the rest are not free before `wait.0`.
     let mut retry = 0;
-    if (grants.len() as i64) < ask.n && wait.0 != i64::MAX {
+    if (grants.len() as i64) < n && wait.0 != i64::MAX {
         retry = demand::next_ask(g, now, ask, wait.0, wait.1, p);
     }
     (Answer::Granted(grants, retry), view(g, now, p))

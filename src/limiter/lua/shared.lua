@@ -170,10 +170,26 @@ local function next_ask(prio, replica, till, why)
   return at
 end
 
--- Books up to n slots on the key with the earliest room, within the organization cap.
+-- While other replicas wait at prio, the asker's share of the horizon, at least one
+-- (policy/demand.rs fair_share).
+local function fair_share(prio, n, replica, d)
+  if prio == HIGH then return n end
+  local others = 0
+  for name, counts in pairs(demand) do
+    if name ~= replica then others = others + counts[prio + 1] end
+  end
+  if others <= 0 then return n end
+  local mine = min(max(d[prio + 1], 1), 100000)
+  local share = idiv(horizon[prio] * mine, mine + min(others, 100000000))
+  return min(n, max(share, 1))
+end
+
+-- Books up to n slots (its fair share while other replicas wait) on the key with the
+-- earliest room, within the organization cap.
 local function acquire(prio, n, max_wait, replica, d)
   update_demand(replica, d)
   local d_hi = higher_demand(replica, prio)
+  n = fair_share(prio, n, replica, d)
   sync_org()
   local grants = {}
   local wait_till, wait_why = nil, 3

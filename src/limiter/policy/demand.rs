@@ -39,6 +39,31 @@ pub(super) fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
     total
 }
 
+/// How many slots `ask` may book. While other replicas have calls waiting at its priority,
+/// its share of what one ask may book ahead (the horizon), in proportion to the calls
+/// waiting here, and at least one: each replica's asks then take turns slot by slot. Else
+/// the replica whose answers came back asked first (its observations carry its asks) and
+/// booked the whole horizon each time, and one replica was served for about a window while
+/// the others' calls, come as early, waited (docs/limiter.md, "Turns between replicas").
+pub(super) fn fair_share(g: &GroupState, ask: &Ask, p: &Params) -> i64 {
+    if ask.prio == HIGH {
+        return ask.n;
+    }
+    let mut others = 0;
+    for (name, d) in &g.demand {
+        if name != &ask.replica {
+            others += d.counts[ask.prio];
+        }
+    }
+    if others <= 0 {
+        return ask.n;
+    }
+    let mine = ask.demand[ask.prio].clamp(1, 100_000);
+    // Bounded so that the product stays exact in Lua's doubles.
+    let share = p.horizon[ask.prio] * mine / (mine + others.min(100_000_000));
+    ask.n.min(share.max(1))
+}
+
 /// The replica was served: its calls that got a slot wait no more (else other replicas
 /// would keep yielding room to them until its next report). Once its turn has come, its
 /// place in the line is used; served earlier (its observation carried the ask), it keeps
