@@ -373,6 +373,15 @@ async fn another_client_starting_at_other_moments_costs_429s_only_where_it_appea
     assert_eq!(outcome.other_first, Some(3));
     let later: u64 = outcome.ours_rejected().range(4..).map(|(_, n)| n).sum();
     assert_eq!(later, 0, "{:?}", outcome.close);
+    let last = outcome.close.keys().max().copied().unwrap_or_default();
+    for (&index, &(accepted, _)) in outcome.close.range(1..last) {
+        let least = match index {
+            3 => 0,
+            6 => 24,
+            _ => 26,
+        };
+        assert!(accepted >= least, "window {index}: {:?}", outcome.close);
+    }
 }
 
 /// A client of a fifth of the limit that appeared late in window 3 takes more in window 4

@@ -64,11 +64,7 @@ impl Inner {
         for seen in seen {
             let (Seen::Together(a, b) | Seen::Apart(a, b)) = &seen;
             // For alerts: a suspected pair should be declared in the group file.
-            for group in [a, b] {
-                let suspected = self.sharing.partners(group).len() as f64;
-                metrics::gauge!("limiter_suspected_shared", "group" => group.clone())
-                    .set(suspected);
-            }
+            self.sharing.export([a, b]);
             match seen {
                 Seen::Together(host, guest) => {
                     tracing::warn!(group_a = %host, group_b = %guest,

@@ -230,9 +230,14 @@ pub(crate) async fn exchange(inner: Arc<Inner>) {
         return;
     };
     let published = decode(&out, replica);
-    let replicas: BTreeSet<&str> = published.iter().map(|p| p.replica.as_str()).collect();
-    metrics::counter!("limiter_registry_exchanges_total", "outcome" => "done").increment(1);
-    metrics::gauge!("limiter_registry_replicas").set(replicas.len() as f64);
+    // An answer without the registry's clock is no answer: `decode` read nothing of it.
+    if out.first().is_some_and(|now| now.parse::<i64>().is_ok()) {
+        let replicas: BTreeSet<&str> = published.iter().map(|p| p.replica.as_str()).collect();
+        metrics::counter!("limiter_registry_exchanges_total", "outcome" => "done").increment(1);
+        metrics::gauge!("limiter_registry_replicas").set(replicas.len() as f64);
+    } else {
+        metrics::counter!("limiter_registry_exchanges_total", "outcome" => "failed").increment(1);
+    }
     // The script wrote our ends one trip after `start` and others' one trip after theirs;
     // read from `start` too, the two delays cancel.
     let heard = published

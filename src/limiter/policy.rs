@@ -177,7 +177,7 @@ pub struct Grant {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Slots, and when fewer than asked were free, the time to ask again (else 0).
+    /// Slots, and when fewer than the ask's share were free, the time to ask again (else 0).
     Granted(Vec<Grant>, i64),
     Wait {
         until: i64,
@@ -413,7 +413,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
         return (Answer::Wait { until, why: wait.1 }, v);
     }
     demand::leave_line(g, now, ask, grants.len() as i64);
-    // Fewer slots than asked: the rest are not free before `wait.0`.
+    // Fewer slots than its share: the rest are not free before `wait.0`.
     let mut retry = 0;
     if (grants.len() as i64) < n && wait.0 != i64::MAX {
         retry = demand::next_ask(g, now, ask, wait.0, wait.1, p);

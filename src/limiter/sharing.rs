@@ -206,19 +206,35 @@ impl Sharing {
         let Ok(state) = self.state.lock() else {
             return Vec::new();
         };
-        let mut out: Vec<String> = state
-            .pairs
-            .iter()
-            .filter(|(_, pair)| pair.suspected)
-            .filter_map(|((a, b), _)| match (a == group, b == group) {
-                (true, _) => Some(b.clone()),
-                (_, true) => Some(a.clone()),
-                _ => None,
-            })
-            .collect();
-        out.sort();
-        out
+        partners(&state, group)
     }
+
+    /// Sets the gauge `limiter_suspected_shared` of `groups` to their partners' count, under
+    /// the lock that changes them: two answers acted on at once cannot leave an old count.
+    pub(crate) fn export(&self, groups: [&str; 2]) {
+        let Ok(state) = self.state.lock() else {
+            return;
+        };
+        for group in groups {
+            let suspected = partners(&state, group).len() as f64;
+            metrics::gauge!("limiter_suspected_shared", "group" => group.to_owned()).set(suspected);
+        }
+    }
+}
+
+fn partners(state: &State, group: &str) -> Vec<String> {
+    let mut out: Vec<String> = state
+        .pairs
+        .iter()
+        .filter(|(_, pair)| pair.suspected)
+        .filter_map(|((a, b), _)| match (a == group, b == group) {
+            (true, _) => Some(b.clone()),
+            (_, true) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Pairs that a call of `group` with `count`, sent at `sent`, proves apart: another group's
