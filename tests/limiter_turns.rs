@@ -1,7 +1,7 @@
-//! Calls waiting on several replicas take turns: three replicas sharing one in-process state
-//! (paused clock) each get a third of a backlog at once, and a simulated Close answers them.
-//! While every replica has calls waiting, none runs ahead of another by more than a quarter
-//! window's worth of calls. Before each ask was held to its share of the horizon, the replica
+//! `normal` calls waiting on several replicas take turns: three replicas sharing one
+//! in-process state (paused clock) each get a third of a backlog at once, and a simulated
+//! Close answers them. While every replica has calls waiting, none runs ahead of another by
+//! more than a quarter window's worth of calls. Before each ask was held to its share of the horizon, the replica
 //! whose answers came back asked first and booked the whole horizon every time; one replica
 //! was served for about a window while the others' calls, come as early, waited (121 to 155
 //! calls ahead at 69 per second).

@@ -341,7 +341,7 @@ fn sync_org(g: &mut GroupState, now: i64, p: &Params) {
     }
 }
 
-/// Books up to `ask.n` slots (its fair share while other replicas wait, `demand::fair_share`)
+/// Books up to `ask.n` slots (its share at `normal` while other replicas wait, `fair_share`)
 /// on the key with the earliest room, within the organization cap.
 pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, View) {
     update_demand(g, now, &ask.replica, ask.demand, p);

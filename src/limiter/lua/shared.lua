@@ -170,10 +170,10 @@ local function next_ask(prio, replica, till, why)
   return at
 end
 
--- While other replicas wait at prio, the asker's share of the horizon, at least one
--- (policy/demand.rs fair_share).
+-- At normal, while other replicas wait at it, the asker's share of the horizon, at least
+-- one (policy/demand.rs fair_share).
 local function fair_share(prio, n, replica, d)
-  if prio == HIGH then return n end
+  if prio == HIGH or prio == LOW then return n end
   local others = 0
   for name, counts in pairs(demand) do
     if name ~= replica then others = others + counts[prio + 1] end

@@ -4,7 +4,7 @@
 //! meanwhile, instead of every replica asking per call, or all at the same instant and all
 //! but one in vain. Mirrored by `lua/shared.lua`.
 
-use super::{Ask, GroupState, HIGH, Params, Why, eff};
+use super::{Ask, GroupState, HIGH, NORMAL, Params, Why, eff};
 
 pub(super) fn update_demand(
     g: &mut GroupState,
@@ -39,14 +39,16 @@ pub(super) fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
     total
 }
 
-/// How many slots `ask` may book. While other replicas have calls waiting at its priority,
-/// its share of what one ask may book ahead (the horizon), in proportion to the calls
+/// How many slots `ask` may book. At `normal`, while other replicas have calls waiting at
+/// it, its share of what one ask may book ahead (the horizon), in proportion to the calls
 /// waiting here, and at least one: each replica's asks then take turns slot by slot. Else
 /// the replica whose answers came back asked first (its observations carry its asks) and
 /// booked the whole horizon each time, and one replica was served for about a window while
 /// the others' calls, come as early, waited (docs/limiter.md, "Turns between replicas").
 pub(super) fn fair_share(g: &GroupState, ask: &Ask, p: &Params) -> i64 {
-    if ask.prio == HIGH {
+    // `high` is never held back; `low` is bulk, whose turns cost room where a client of
+    // the key stops (docs/limiter.md).
+    if ask.prio != NORMAL {
         return ask.n;
     }
     let mut others = 0;
