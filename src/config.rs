@@ -107,10 +107,6 @@ pub struct Config {
     #[arg(long, env = "LIMITER_GROUPS_FILE")]
     pub limiter_groups_file: Option<PathBuf>,
 
-    /// Requests per window assumed for a group until Close announces its limit.
-    #[arg(long, env = "LIMITER_DEFAULT_LIMIT", default_value_t = 10)]
-    pub limiter_default_limit: u64,
-
     /// Fraction of each learned limit left unused, 0 to 0.5.
     #[arg(long, env = "LIMITER_SAFETY_MARGIN", default_value_t = 0.02)]
     pub limiter_safety_margin: f64,
@@ -199,12 +195,6 @@ impl Config {
                 reason: "must be between 0 and 0.5".to_owned(),
             });
         }
-        if self.limiter_default_limit == 0 {
-            return Err(ConfigError::Malformed {
-                setting: "LIMITER_DEFAULT_LIMIT",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
         let groups = match &self.limiter_groups_file {
             Some(path) => {
                 GroupTable::from_file(path).map_err(|e| ConfigError::GroupsFile(e.to_string()))?
@@ -214,7 +204,6 @@ impl Config {
         let keys: Vec<&str> = keys.iter().map(ApiKey::expose).collect();
         Ok(LimiterConfig {
             groups,
-            default_limit: self.limiter_default_limit,
             safety_margin: self.limiter_safety_margin,
             queue_bound: self.limiter_queue_bound,
             org_limit: self.close_org_limit,

@@ -98,7 +98,6 @@ async fn persistent_429s_are_retried_then_reported_with_the_legacy_body() {
             async {
                 (
                     StatusCode::TOO_MANY_REQUESTS,
-                    [("retry-after", "1")],
                     axum::Json(json!({"error": {"rate_reset": "0.01", "rate_limit": 40, "rate_window": 1}})),
                 )
             }
@@ -117,7 +116,7 @@ async fn persistent_429s_are_retried_then_reported_with_the_legacy_body() {
     };
     assert_eq!(status, 429);
     assert_eq!(rate_limit.reset, Some(Duration::from_millis(10)));
-    assert_eq!(rate_limit.retry_after, Some(Duration::from_secs(1)));
+    assert_eq!(rate_limit.retry_after, None);
     assert_eq!(rate_limit.limit, Some(40));
     // The first attempt and eight transparent retries, each after the group reopened.
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 9);

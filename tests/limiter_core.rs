@@ -81,6 +81,17 @@ async fn settle() {
     }
 }
 
+/// Teaches `limiter` one call per 1 s window, with the probe's call using this window's.
+async fn one_per_window_used(limiter: &Limiter) {
+    let probe = limiter
+        .acquire(req(Priority::High, "setup"))
+        .await
+        .expect("probe");
+    limiter
+        .observe(probe, 200, &header(1, 0, Duration::from_secs(1)))
+        .await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn learns_the_limit_from_the_first_header() {
     let limiter = Limiter::in_process(config());
@@ -239,6 +250,14 @@ async fn a_429_pauses_every_replica_until_close_reset() {
     let at = Instant::now();
     r[0].observe(permit, 429, &throttled).await;
     let until = at + Duration::from_secs(2);
+    // Shown until the reset (the paused clock stands still; the wall clock does not).
+    let before = std::time::SystemTime::now();
+    let snap = r[0].snapshot();
+    let after = std::time::SystemTime::now();
+    let paused = snap.iter().find(|s| s.group == GROUP).expect("group");
+    let shown = paused.paused_until.expect("paused");
+    let two = Duration::from_secs(2);
+    assert!(before + two <= shown && shown <= after + two, "{shown:?}");
 
     // The replica that saw the 429 refuses a deadline before the reset at once.
     let soon = Some(Instant::now() + Duration::from_secs(1));
@@ -284,13 +303,7 @@ async fn a_429_pauses_every_replica_until_close_reset() {
 #[tokio::test(start_paused = true)]
 async fn high_on_one_replica_gets_the_room_before_low_on_another() {
     let r = replicas(2);
-    // One call per window; the probe used this window's.
-    let probe = r[0]
-        .acquire(req(Priority::High, "setup"))
-        .await
-        .expect("probe");
-    r[0].observe(probe, 200, &header(1, 0, Duration::from_secs(1)))
-        .await;
+    one_per_window_used(&r[0]).await;
     let window = Instant::now() + Duration::from_secs(1);
     let low = spawn_acquire(&r[0], req(Priority::Low, "bulk"));
     settle().await;
@@ -396,13 +409,7 @@ async fn a_deadline_that_cannot_be_met_fails_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_call_leaves_the_line_and_uses_no_room() {
     let limiter = Limiter::in_process(config());
-    let probe = limiter
-        .acquire(req(Priority::High, "setup"))
-        .await
-        .expect("probe");
-    limiter
-        .observe(probe, 200, &header(1, 0, Duration::from_secs(1)))
-        .await;
+    one_per_window_used(&limiter).await;
     let next_window = Instant::now() + Duration::from_secs(1);
     let cancelled = tokio::time::timeout(
         Duration::from_millis(500),
@@ -422,6 +429,27 @@ async fn a_cancelled_call_leaves_the_line_and_uses_no_room() {
         .expect("task");
     permit.expect("the cancelled call's room");
     assert!(at >= next_window && at < next_window + Duration::from_millis(10));
+}
+
+/// Each replica reports its waiting calls to the shared state: a replica's snapshot shows
+/// its own line and, as of its last script call, every replica's.
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_counts_the_calls_waiting_on_every_replica() {
+    let r = replicas(2);
+    one_per_window_used(&r[0]).await;
+    let _a = spawn_acquire(&r[0], req(Priority::Normal, "a"));
+    let _b = spawn_acquire(&r[0], req(Priority::Normal, "a"));
+    let _c = spawn_acquire(&r[0], req(Priority::Low, "b"));
+    settle().await;
+    let _d = spawn_acquire(&r[1], req(Priority::High, "c"));
+    settle().await;
+    let queues = |limiter: &Limiter| {
+        let snap = limiter.snapshot();
+        let group = snap.into_iter().find(|s| s.group == GROUP).expect("group");
+        (group.queue_local, group.queue_all)
+    };
+    assert_eq!(queues(&r[0]).0, [0, 2, 1]);
+    assert_eq!(queues(&r[1]), ([1, 0, 0], Some([1, 2, 1])));
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use close_gateway::close::ratelimit::RateLimitInfo;
-use close_gateway::limiter::{AcquireRequest, MemoryState, Priority, REGISTRY_EXCHANGE};
+use close_gateway::limiter::{
+    AcquireRequest, Limiter, LimiterConfig, MemoryState, Priority, REGISTRY_EXCHANGE,
+};
 use limiter_support::mix::{OtherClient, benchmark_mix, misses_beside_a_client, replicas};
 use limiter_support::sim::{Buckets, Call, drive_mix};
 use limiter_support::{Outcome, Twists, drive_with};
@@ -66,6 +68,43 @@ async fn forty_per_second_with_no_429_and_full_windows() {
 async fn search_sized_limit_loses_no_call_to_the_margin() {
     let outcome = simulate(16, Duration::from_secs(1), Duration::from_millis(820), 160).await;
     check(&outcome, 16, 8);
+}
+
+/// A safety margin of 10 % leaves 4 of 40 unused in every full window, and nothing else.
+#[tokio::test(start_paused = true)]
+async fn a_larger_safety_margin_leaves_exactly_its_share_unused() {
+    let state = Arc::new(MemoryState::new());
+    let replicas: Vec<Limiter> = (0..3)
+        .map(|i| {
+            let config = LimiterConfig {
+                replica_id: format!("replica{i}"),
+                safety_margin: 0.1,
+                ..LimiterConfig::default()
+            };
+            Limiter::with_memory(config, state.clone())
+        })
+        .collect();
+    let outcome = drive_with(
+        &replicas,
+        "lead.write",
+        40,
+        Duration::from_secs(1),
+        Duration::from_millis(370),
+        360,
+        Twists::default(),
+    )
+    .await;
+    assert_eq!(outcome.throttled, 0);
+    assert!(
+        outcome.full_windows.len() >= 8,
+        "{:?}",
+        outcome.full_windows
+    );
+    assert!(
+        outcome.full_windows.iter().all(|&n| n == 36),
+        "{:?}",
+        outcome.full_windows
+    );
 }
 
 #[tokio::test(start_paused = true)]

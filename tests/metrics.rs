@@ -1,6 +1,7 @@
 //! The Prometheus endpoint of a real `close-gateway` process in front of the emulator: after
 //! known calls, `/metrics` shows upstream calls by group and status, 429s, the queue wait
-//! histogram by priority, queue depth and the learned limits, with their exact values.
+//! histogram by priority, queue depth and the learned limits, with their exact values; the
+//! logs show each upstream call at debug and each 429 at warn, and never the API key.
 
 mod limiter_support;
 mod replicas_support;
@@ -110,11 +111,21 @@ async fn start() -> (Emulator, GatewayProcess, SocketAddr) {
         ("CLOSE_API_KEY", "test-key"),
         ("METRICS_ADDR", "127.0.0.1:0"),
         ("LOG_FORMAT", "json"),
-        ("LOG_LEVEL", "info"),
+        ("LOG_LEVEL", "info,close_gateway=debug"),
     ])
     .await;
     let metrics = metrics_addr(&gateway).await;
     (emulator, gateway, metrics)
+}
+
+/// The first log event with this message (and `group`), waited for.
+async fn logged(gateway: &GatewayProcess, message: &str, group: &str) -> Value {
+    gateway
+        .wait_log(|line| {
+            let event: Value = serde_json::from_str(line).ok()?;
+            (event["message"] == message && event["group"] == group).then_some(event)
+        })
+        .await
 }
 
 #[tokio::test]
@@ -218,6 +229,22 @@ async fn metrics_show_upstream_calls_429s_queue_waits_and_learned_limits() {
         );
         assert_eq!(depth, Some(0.0), "{priority}");
     }
+    // Each upstream call is logged at debug with its group, wait and remaining; each 429 at
+    // warn. Neither the API key nor what the calls carried is logged, at any level.
+    let call = logged(&gateway, "close call", "lead.read").await;
+    assert_eq!(call["level"], "DEBUG", "{call}");
+    assert_eq!(call["status"], 200, "{call}");
+    assert!(call["waited_ms"].is_u64(), "{call}");
+    assert_eq!(call["remaining"], 24, "{call}");
+    let throttled = logged(&gateway, "close answered 429", "task.write").await;
+    assert_eq!(throttled["level"], "WARN", "{throttled}");
+    let logs = gateway.logs();
+    for secret in ["test-key", "Acme", "call back"] {
+        assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
+    }
+    let warned = logs.matches(r#""message":"close answered 429""#).count();
+    assert_eq!(warned, 1, "{logs}");
+
     // The emulator agrees with what the gateway counted.
     let stats = emulator.stats();
     assert_eq!(stats.buckets["lead_read"].accepted, 5);

@@ -1,7 +1,8 @@
 //! Three real `close-gateway` processes share one limiter through a real Redis (single server,
 //! then a three-master Redis Cluster) in front of the emulator, whose limits the gateways are
 //! not told: a burst of mixed calls and priorities all succeed, Close never answers 429, and
-//! the gateways send Redis at most two commands per upstream call. When Close counts two of
+//! the gateways send Redis at most two commands per upstream call. The keys they leave are
+//! named by a hash of the API key and hold no trace of it. When Close counts two of
 //! the gateway's groups in one bucket that nobody declared, 429s come at most in the first
 //! window, and every call still succeeds.
 
@@ -385,6 +386,7 @@ async fn run_burst(redis: (&str, &str), nodes: &[String], writes: Writes) {
             }
         }
     }
+    check_stored_keys(nodes, writes).await;
     let sent = sent_commands(nodes).await - before;
     eprintln!(
         "redis commands per upstream call: {:.2} ({sent} for {CALLS})",
@@ -402,6 +404,54 @@ async fn run_burst(redis: (&str, &str), nodes: &[String], writes: Writes) {
     );
     emulator.shutdown();
     drop(replicas);
+}
+
+/// Every key the replicas left in Redis is named by a hash of the API key, never the key,
+/// and carries a hash tag; neither names nor contents hold the key. On a Cluster, groups
+/// spread over masters (one slot per group, not one for all).
+async fn check_stored_keys(nodes: &[String], writes: Writes) {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(KEY);
+    let key_id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let version = close_gateway::limiter::state_version();
+    let mut masters_used = 0;
+    let mut buckets = 0;
+    for node in nodes {
+        let stored = replicas_support::stored(node).await;
+        masters_used += usize::from(!stored.is_empty());
+        for (name, contents) in &stored {
+            assert!(!name.contains(KEY), "{name}");
+            assert!(!contents.contains(KEY), "{name}: {contents}");
+            assert!(name.starts_with("{cgw:"), "{name}");
+            let tag_end = name.find('}').expect("hash tag");
+            let (tag, rest) = name.split_at(tag_end + 1);
+            if tag.starts_with("{cgw:peers:") {
+                assert_eq!(rest, "", "{name}");
+                continue;
+            }
+            // `{cgw:<version>:<pool>:<group>}` then `:demand`, `:org` or `:key:<key id>`.
+            let fields: Vec<&str> = tag.trim_matches(['{', '}']).splitn(4, ':').collect();
+            assert_eq!(fields.len(), 4, "{name}");
+            assert_eq!(fields[1], version, "{name}");
+            assert!(is_hex16(fields[2]), "pool id in {name}");
+            match rest {
+                ":demand" | ":org" => {}
+                _ => {
+                    assert_eq!(rest, format!(":key:{key_id}"), "{name}");
+                    buckets += 1;
+                }
+            }
+        }
+    }
+    let groups: BTreeSet<&str> = RPCS.iter().map(|rpc| rpc.group(writes)).collect();
+    assert_eq!(buckets, groups.len(), "bucket keys");
+    if nodes.len() > 1 {
+        assert!(masters_used > 1, "every key on one master");
+    }
+}
+
+fn is_hex16(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Commands every client sent to `nodes` so far, start-up included: everything Redis counted

@@ -1,4 +1,5 @@
-//! Start-up of the real `close-gateway` binary: a missing or malformed setting stops it with a
+//! Start-up of the real `close-gateway` binary: a missing or malformed setting, or a Redis it
+//! cannot reach, stops it with a
 //! message naming the setting, and the API key never shows in `--help` or in any output.
 
 use std::process::Output;
@@ -126,4 +127,34 @@ async fn help_documents_the_key_but_never_shows_it() {
     assert!(stdout.contains("SHUTDOWN_GRACE"), "{stdout}");
     assert!(!stdout.contains(SECRET), "the key is in --help: {stdout}");
     assert!(!stderr.contains(SECRET), "the key is in stderr: {stderr}");
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn unreachable_redis_names_the_setting_without_its_password() {
+    let url = format!("redis://:{SECRET}@127.0.0.1:{}/", closed_port());
+    refuses(
+        &[("CLOSE_API_KEY", SECRET), ("REDIS_URL", url.as_str())],
+        "REDIS_URL",
+    )
+    .await;
+    refuses(
+        &[("CLOSE_API_KEY", SECRET), ("REDIS_URL", "not a url")],
+        "REDIS_URL",
+    )
+    .await;
+    let seeds = format!("redis://:{SECRET}@127.0.0.1:{}", closed_port());
+    refuses(
+        &[
+            ("CLOSE_API_KEY", SECRET),
+            ("REDIS_CLUSTER_NODES", seeds.as_str()),
+        ],
+        "REDIS_CLUSTER_NODES",
+    )
+    .await;
 }

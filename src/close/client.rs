@@ -212,7 +212,7 @@ impl CloseClient {
                 path = %request.path,
                 status,
                 waited_ms = waited.as_millis() as u64,
-                remaining = ?response.rate_limit.remaining,
+                remaining = response.rate_limit.remaining,
                 "close call"
             );
             self.limiter

@@ -118,7 +118,9 @@ impl RateLimitInfo {
     }
 
     /// Adds what a legacy 429 body says (`{"error": {...}}` or the same keys at top level).
-    /// Header values win: the body is the oldest form, deprecated in 2024-04.
+    /// Header values win: the body is the oldest form, deprecated in 2024-04. Its `rate_reset`
+    /// also yields to `Retry-After`, so that a pause follows the header `reset`, then
+    /// `Retry-After`, then the body.
     pub fn merge_legacy_body(&mut self, body: &Value) {
         let object = match body.get("error") {
             Some(inner @ Value::Object(_)) => inner,
@@ -127,7 +129,7 @@ impl RateLimitInfo {
         let Some(object) = object.as_object() else {
             return;
         };
-        if self.reset.is_none() {
+        if self.reset.is_none() && self.retry_after.is_none() {
             self.reset = object.get("rate_reset").and_then(json_seconds);
         }
         if self.limit.is_none() {

@@ -183,6 +183,7 @@ impl Group {
         let obs = Obs {
             key: permit.key_index,
             seq: permit.seq,
+            oseq: permit.oseq,
             probe: permit.probe,
             status: i64::from(status),
             limit: info.limit.map_or(0, |l| l.min(1 << 40) as i64),
@@ -292,6 +293,7 @@ impl Group {
                 waited,
                 key_index: held.grant.key,
                 seq: held.grant.seq,
+                oseq: held.grant.oseq,
                 probe: held.grant.probe,
                 borrowed: waiter.prio == HIGH && held.prio != HIGH,
                 issued: now,

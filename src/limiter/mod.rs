@@ -98,6 +98,7 @@ pub struct Permit {
     /// Which API key of the pool to send the call with (0 without a pool).
     pub key_index: usize,
     seq: i64,
+    oseq: i64,
     probe: bool,
     /// A `high` call got a slot booked at a lower priority (see `Obs::borrowed`).
     borrowed: bool,

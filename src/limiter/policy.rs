@@ -172,6 +172,8 @@ pub struct Grant {
     pub key: usize,
     pub at: i64,
     pub seq: i64,
+    /// The organization bucket's sequence number of this grant (0 without a pool).
+    pub oseq: i64,
     pub probe: bool,
 }
 
@@ -190,6 +192,8 @@ pub enum Answer {
 pub struct Obs {
     pub key: usize,
     pub seq: i64,
+    /// `Grant::oseq` of the call.
+    pub oseq: i64,
     pub probe: bool,
     /// 0 when the call's outcome is unknown (permit dropped).
     pub status: i64,
@@ -332,6 +336,10 @@ fn sync_org(g: &mut GroupState, now: i64, p: &Params) {
             smallest * p.org_mult
         };
         org.win = win;
+        // A smaller key limit learned within the window lowers the cap at once.
+        if org.end != 0 && org.lim > 0 {
+            org.cap = org.cap.min(org.base + eff(org.lim, p));
+        }
     }
     if org.lim > 0 && org.end == 0 {
         // The first organization window: follow the keys' window and count every call
@@ -400,6 +408,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
             key: i,
             at: slot.at,
             seq: key.seq,
+            oseq: g.org.as_ref().map_or(0, |o| o.seq),
             probe: slot.probe,
         });
     }

@@ -173,6 +173,7 @@ impl RedisBackend {
         }
         let local = Obs {
             seq: 0,
+            oseq: 0,
             remaining: -1,
             probe: false,
             ..obs.clone()
@@ -311,6 +312,7 @@ impl RedisBackend {
             .arg(o.rtt)
             .arg(i64::from(o.borrowed))
             .arg(i64::from(o.alone))
+            .arg(o.oseq)
             .arg(&o.replica)
             .arg(&o.demand[..]);
         match ask {
@@ -469,14 +471,15 @@ fn decode(out: &[String]) -> Result<(Option<Answer>, View), LimiterError> {
     }
     let mut grants = Vec::new();
     let mut i = VIEW_AT + VIEW_LEN;
-    while i + 3 < out.len() {
+    while i + 4 < out.len() {
         grants.push(Grant {
             key: usize::try_from(number(out, i)?).unwrap_or(0),
             at: number(out, i + 1)?,
             seq: number(out, i + 2)?,
-            probe: number(out, i + 3)? == 1,
+            oseq: number(out, i + 3)?,
+            probe: number(out, i + 4)? == 1,
         });
-        i += 4;
+        i += 5;
     }
     Ok((Some(Answer::Granted(grants, number(out, 2)?)), view))
 }

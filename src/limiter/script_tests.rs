@@ -130,12 +130,19 @@ async fn conformance(keys: usize, seed: u64, alone: bool) -> HashSet<i64> {
             continue;
         }
         let grant = outstanding.remove(rng.next(outstanding.len() as u64) as usize);
+        // In a pool, some answers state the organization's limit, untyped.
+        let limit = if keys > 1 && rng.next(5) == 0 {
+            3 * limit
+        } else {
+            limit
+        };
         let remaining = limit - 1 - rng.next(limit as u64) as i64;
         let status = if rng.next(12) == 0 { 429 } else { 200 };
         let headerless = rng.next(10) == 0;
         let obs = Obs {
             key: grant.key,
             seq: grant.seq,
+            oseq: grant.oseq,
             probe: grant.probe,
             status,
             limit: if headerless { 0 } else { limit },
@@ -231,6 +238,70 @@ async fn script_matches_policy_beside_a_client_outside_the_gateway() {
 #[tokio::test]
 async fn script_matches_policy_with_a_key_pool() {
     conformance_all(3, 5..9, &[0, 1, 11, 13, 14], false).await;
+}
+
+/// A pool whose keys learn unequal limits in one window: the organization's cap follows the
+/// smallest at once, in the script as in the policy (3 x 6, less the four probes).
+#[tokio::test]
+async fn script_lowers_the_org_cap_to_a_smaller_key_limit() {
+    let server = redis_server().await;
+    let config = LimiterConfig::default().with_api_keys(&["k0", "k1", "k2", "k3"]);
+    let redis = RedisBackend::single(&server.url, &config)
+        .await
+        .expect("connect");
+    let bucket = BucketRef::new(&config.pool_id(), "lead.write", &config);
+    let mut state = GroupState {
+        keys: vec![Bucket::default(); 4],
+        org: Some(Bucket::default()),
+        ..GroupState::default()
+    };
+    let p = &bucket.params;
+    let now: i64 = 1_700_000_000_000_000;
+    let ask = |n| Ask {
+        prio: 0,
+        n,
+        max_wait: i64::MAX / 4,
+        replica: "r".into(),
+        demand: [0; 3],
+    };
+    let expect = policy::acquire(&mut state, now, &ask(4), p);
+    let got = redis.eval_acquire(&bucket, &ask(4), Some(now)).await;
+    assert_eq!(got.as_ref(), Ok(&expect));
+    let Answer::Granted(probes, _) = expect.0 else {
+        panic!("{expect:?}")
+    };
+    assert_eq!(probes.len(), 4);
+    for (probe, limit) in probes.iter().zip([10, 6, 10, 10]) {
+        let obs = Obs {
+            key: probe.key,
+            seq: probe.seq,
+            oseq: probe.oseq,
+            probe: probe.probe,
+            status: 200,
+            limit,
+            remaining: limit - 1,
+            reset: 900_000,
+            window: 1_000_000,
+            retry_after: -1,
+            rtt: 1_000,
+            replica: "r".into(),
+            ..Obs::default()
+        };
+        let expect = policy::observe_then_acquire(&mut state, now + 1_000, &obs, None, p);
+        let got = redis
+            .eval_observe(&bucket, &obs, None, Some(now + 1_000))
+            .await;
+        assert_eq!(got.as_ref(), Ok(&expect));
+    }
+    let expect = policy::acquire(&mut state, now + 2_000, &ask(100), p);
+    let got = redis
+        .eval_acquire(&bucket, &ask(100), Some(now + 2_000))
+        .await;
+    assert_eq!(got.as_ref(), Ok(&expect));
+    let Answer::Granted(grants, _) = expect.0 else {
+        panic!("{expect:?}")
+    };
+    assert_eq!(grants.len(), 14);
 }
 
 /// A Redis server and a backend on it with the default settings.

@@ -128,3 +128,79 @@ pub async fn command_stats(url: &str) -> BTreeMap<String, u64> {
     }
     calls
 }
+
+/// Every key on the Redis at `url` (a Cluster master holds only its own slots) and its
+/// contents as text.
+pub async fn stored(url: &str) -> BTreeMap<String, String> {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let mut names: Vec<String> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("scan");
+        names.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut stored = BTreeMap::new();
+    for name in names {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&name)
+            .query_async(&mut conn)
+            .await
+            .expect("type");
+        let read = match kind.as_str() {
+            "hash" => redis::cmd("HGETALL").arg(&name).clone(),
+            "string" => redis::cmd("GET").arg(&name).clone(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&name)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .clone(),
+            "list" => redis::cmd("LRANGE").arg(&name).arg(0).arg(-1).clone(),
+            "set" => redis::cmd("SMEMBERS").arg(&name).clone(),
+            // Expired between SCAN and TYPE.
+            "none" => continue,
+            other => panic!("{name}: unexpected type {other}"),
+        };
+        let value: redis::Value = read.query_async(&mut conn).await.expect("read key");
+        let mut text = String::new();
+        as_text(&value, &mut text);
+        stored.insert(name, text);
+    }
+    stored
+}
+
+fn as_text(value: &redis::Value, out: &mut String) {
+    match value {
+        redis::Value::BulkString(bytes) => out.push_str(&String::from_utf8_lossy(bytes)),
+        redis::Value::SimpleString(text) => out.push_str(text),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            for item in items {
+                as_text(item, out);
+                out.push(' ');
+            }
+        }
+        redis::Value::Map(pairs) => {
+            for (k, v) in pairs {
+                as_text(k, out);
+                out.push(' ');
+                as_text(v, out);
+                out.push(' ');
+            }
+        }
+        other => out.push_str(&format!("{other:?}")),
+    }
+}

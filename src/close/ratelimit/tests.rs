@@ -263,6 +263,14 @@ fn headers_win_over_legacy_body() {
 }
 
 #[test]
+fn retry_after_wins_over_the_legacy_body_reset() {
+    let mut info = RateLimitInfo::from_headers(&headers(&[("Retry-After", "2")]));
+    info.merge_legacy_body(&json!({"error": {"rate_reset": 0.87, "rate_limit": 40}}));
+    assert_eq!((info.reset, info.limit), (None, Some(40)));
+    assert_eq!(info.wait_hint(), ms(2000));
+}
+
+#[test]
 fn legacy_body_garbage_is_ignored() {
     for body in [
         Value::Null,

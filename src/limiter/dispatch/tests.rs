@@ -28,6 +28,7 @@ fn hold(local: &mut Local, at: Instant) {
         key: 0,
         at: 0,
         seq: 1,
+        oseq: 0,
         probe: false,
     };
     let origin = Origin::Shared;

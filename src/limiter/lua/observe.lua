@@ -3,7 +3,7 @@
 -- Observe: what Close answered to one call.
 local o = {}
 local onames = {'key', 'seq', 'probe', 'status', 'limit', 'remaining', 'reset', 'window',
-  'retry_after', 'org_typed', 'rtt', 'borrowed', 'alone'}
+  'retry_after', 'org_typed', 'rtt', 'borrowed', 'alone', 'oseq'}
 
 local function learn(b)
   local was_learned = b.lsrc == 2
@@ -60,19 +60,19 @@ local function recap(b)
 end
 
 -- See learn.rs: a late answer of the previous window.
-local function previous(b)
+local function previous(b, seq)
   if o.remaining < 0 or b.hist == 0 then return end
   local limit = b.lim
   if o.limit > 0 then limit = o.limit end
   b.pcmax = max(b.pcmax, limit - o.remaining)
   b.ptobs = b['end'] - b.win
-  if o.seq > b.pbase and o.seq <= b.base and o.status ~= 429 then b.pnobs = b.pnobs + 1 end
+  if seq > b.pbase and seq <= b.base and o.status ~= 429 then b.pnobs = b.pnobs + 1 end
   b.fres = reserve(b)
   recap(b)
 end
 
 -- See policy.rs: others <= cmax - nobs.
-local function reconcile(b)
+local function reconcile(b, seq)
   if b.lim == 0 then return end
   if b['end'] ~= 0 or o.reset < 0 then roll(b) end
   if o.alone == 0 then b.kin = max(b.kin, now + 2 * b.win) end
@@ -82,7 +82,7 @@ local function reconcile(b)
     if b['end'] == 0 or e > b['end'] + half then
       b['end'] = e
       b.conf = 1
-      b.base = o.seq - 1
+      b.base = seq - 1
       b.cmax = 0
       b.nobs = 0
       b.omax = 0
@@ -91,7 +91,7 @@ local function reconcile(b)
       b.short = 0
       b.cap = b.base + room(b)
     elseif e < b['end'] - half then
-      if e >= b['end'] - b.win - half then previous(b) end
+      if e >= b['end'] - b.win - half then previous(b, seq) end
       return
     elseif b.conf == 0 or e < b['end'] then
       b['end'] = e
@@ -103,9 +103,9 @@ local function reconcile(b)
   if o.limit > 0 then limit = o.limit end
   b.cmax = max(b.cmax, limit - o.remaining)
   b.tobs = now
-  if o.seq > b.base and o.status ~= 429 then
+  if seq > b.base and o.status ~= 429 then
     b.nobs = b.nobs + 1
-  elseif o.seq > b.pbase and o.status ~= 429 then
+  elseif seq > b.pbase and o.status ~= 429 then
     b.nstr = b.nstr + 1
   end
   if b.cmax - b.nobs > b.omax then
@@ -113,6 +113,13 @@ local function reconcile(b)
     b.tog = now
   end
   recap(b)
+end
+
+-- See learn.rs: count_in_org.
+local function count_in_org()
+  if org.lim == 0 or o.remaining < 0 or o.status == 429 then return end
+  roll(org)
+  if o.oseq > org.base then org.nobs = org.nobs + 1 end
 end
 
 local function observe(replica, d)
@@ -124,6 +131,7 @@ local function observe(replica, d)
     if o.rtt > key.rtt then key.rtt = o.rtt else key.rtt = key.rtt - idiv(key.rtt - o.rtt, 8) end
   end
   local org_typed = o.org_typed == 1
+  if org ~= nil and org.lim > 0 and o.limit == org.lim and o.limit ~= key.lim then org_typed = true end
   if o.limit > 0 and not org_typed then
     learn(key)
   elseif key.lim == 0 and o.status ~= 0 and o.remaining < 0 and o.reset < 0 then
@@ -133,16 +141,17 @@ local function observe(replica, d)
   end
   if o.status == 429 then key.n429 = key.n429 + 1 end
   sync_org()
-  local target = key
+  if org ~= nil and not org_typed then count_in_org() end
+  local target, seq = key, o.seq
   if org ~= nil and org_typed then
     if o.limit > 0 then
       org.lsrc = 2
       org.lim = o.limit
       if o.window > 0 then org.win = o.window end
     end
-    target = org
+    target, seq = org, o.oseq
   end
-  reconcile(target)
+  reconcile(target, seq)
   if o.status == 429 then
     local wait
     if o.reset > 0 then wait = o.reset elseif o.retry_after > 0 then wait = o.retry_after else wait = p.default_pause end
@@ -209,11 +218,11 @@ end
 
 -- observe, then (when n > 0) acquire for the same replica in the same round trip
 for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
-local replica, d = ARGV[A + 14], demand_args(A + 15)
+local replica, d = ARGV[A + 15], demand_args(A + 16)
 observe(replica, d)
-local n = tonumber(ARGV[A + 19])
+local n = tonumber(ARGV[A + 20])
 if n > 0 then
-  local kind, till, why, grants = acquire(tonumber(ARGV[A + 18]), n, tonumber(ARGV[A + 20]),
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 19]), n, tonumber(ARGV[A + 21]),
     replica, d)
   save_all()
   return reply(kind, till, why, grants)

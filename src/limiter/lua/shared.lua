@@ -18,6 +18,7 @@ local function sync_org()
   if org.lsrc ~= 2 then
     if p.org_limit > 0 and smallest > 0 then org.lim = p.org_limit else org.lim = smallest * p.org_mult end
     org.win = win
+    if org['end'] ~= 0 and org.lim > 0 then org.cap = min(org.cap, org.base + eff(org.lim)) end
   end
   if org.lim > 0 and org['end'] == 0 then
     if e > 0 then org['end'] = e else org['end'] = now + org.win end
@@ -228,7 +229,9 @@ local function acquire(prio, n, max_wait, replica, d)
     commit(key, best, prio)
     local probe = 0
     if best.probe then probe = 1 end
-    grants[#grants + 1] = {best_i - 1, best.at, key.seq, probe}
+    local oseq = 0
+    if org ~= nil then oseq = org.seq end
+    grants[#grants + 1] = {best_i - 1, best.at, key.seq, oseq, probe}
   end
   if #grants == 0 then return 0, next_ask(prio, replica, wait_till or now, wait_why), wait_why, grants end
   leave_line(prio, replica, #grants)

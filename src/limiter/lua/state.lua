@@ -13,7 +13,7 @@
 -- ARGV[3] 1 when the organization bucket is used; ARGV[4..18] parameters; ARGV[19..] the
 -- operation's arguments (see redis.rs).
 -- Returns, as strings, {now, kind (0 wait, 1 granted, 2 no ask), till, why, lim, win, lsrc, lat, remaining, pause, n429,
--- interval, demand high, normal, low, then key, at, seq, probe per grant, or the host after
+-- interval, demand high, normal, low, then key, at, seq, oseq, probe per grant, or the host after
 -- why 6 (moved)}; join answers {now, from}, adopt and leave {now}. The host of a moved
 -- group is the string field 'host' of its first key's hash.
 

@@ -25,7 +25,15 @@ pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
             key.rtt - (key.rtt - o.rtt) / 8
         };
     }
-    if o.limit > 0 && !o.org_typed {
+    // Close's header states the limit the call came closest to, the key's or the
+    // organization's, and only the legacy body says which. In a pool, a limit that is the
+    // organization's and not this key's is the organization's: learned as the key's, it
+    // tripled the key's limit and the organization answered 429.
+    let org_typed = o.org_typed
+        || g.org
+            .as_ref()
+            .is_some_and(|org| org.lim > 0 && o.limit == org.lim && o.limit != key.lim);
+    if o.limit > 0 && !org_typed {
         learn(key, now, o, p);
     } else if key.lim == 0 && o.status != 0 && o.remaining < 0 && o.reset < 0 {
         // Close sent no rate-limit header at all: assume the configured default.
@@ -36,10 +44,13 @@ pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
     if o.status == 429 {
         key.n429 += 1;
     }
-    let org_learned = o.org_typed && o.limit > 0;
+    let org_learned = org_typed && o.limit > 0;
     sync_org(g, now, p);
-    let target = match g.org.as_mut() {
-        Some(org) if o.org_typed => {
+    if !org_typed && let Some(org) = g.org.as_mut() {
+        count_in_org(org, now, o, p);
+    }
+    let (target, seq) = match g.org.as_mut() {
+        Some(org) if org_typed => {
             if org_learned {
                 org.lsrc = 2;
                 org.lim = o.limit;
@@ -47,11 +58,11 @@ pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
                     org.win = o.window;
                 }
             }
-            org
+            (org, o.oseq)
         }
-        _ => &mut g.keys[o.key],
+        _ => (&mut g.keys[o.key], o.seq),
     };
-    reconcile(target, now, o, p);
+    reconcile(target, now, o, seq, p);
     if o.status == 429 {
         let wait = if o.reset > 0 {
             o.reset
@@ -118,7 +129,8 @@ fn learn(key: &mut Bucket, now: i64, o: &Obs, p: &Params) {
 /// `others <= cmax - nobs`, where `cmax` is the highest count Close reported in this window
 /// and `nobs` our calls of this window whose answers came back. Calls that overtook each
 /// other on the way to Close cancel out here, unlike a per-call estimate.
-fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
+/// `seq` is the call's number in `b`'s sequence.
+fn reconcile(b: &mut Bucket, now: i64, o: &Obs, seq: i64, p: &Params) {
     if b.lim == 0 {
         return;
     }
@@ -136,7 +148,7 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
             // track: follow Close, counting this call as our first in it.
             b.end = end;
             b.conf = 1;
-            b.base = o.seq - 1;
+            b.base = seq - 1;
             b.cmax = 0;
             b.nobs = 0;
             b.omax = 0;
@@ -147,7 +159,7 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
         } else if end < b.end - half {
             // A late answer: of the previous window, it still tells what others took in it.
             if end >= b.end - b.win - half {
-                previous(b, o, p);
+                previous(b, o, seq, p);
             }
             return;
         } else if b.conf == 0 || end < b.end {
@@ -164,9 +176,9 @@ fn reconcile(b: &mut Bucket, now: i64, o: &Obs, p: &Params) {
     // A call answered 429 was not counted by Close. A call admitted before this window
     // rolled that reached Close after its window did is not ours here: it took room of
     // this window outside `seq - base`, as others' calls do.
-    if o.seq > b.base && o.status != 429 {
+    if seq > b.base && o.status != 429 {
         b.nobs += 1;
-    } else if o.seq > b.pbase && o.status != 429 {
+    } else if seq > b.pbase && o.status != 429 {
         b.nstr += 1;
     }
     if b.cmax - b.nobs > b.omax {
@@ -223,16 +235,30 @@ fn recap(b: &mut Bucket, p: &Params) {
 
 /// A late answer of the previous window completes what others are known to have taken in
 /// it, hence the room kept for them in this one.
-fn previous(b: &mut Bucket, o: &Obs, p: &Params) {
+fn previous(b: &mut Bucket, o: &Obs, seq: i64, p: &Params) {
     if o.remaining < 0 || b.hist == 0 {
         return;
     }
     let limit = if o.limit > 0 { o.limit } else { b.lim };
     b.pcmax = b.pcmax.max(limit - o.remaining);
     b.ptobs = b.end - b.win;
-    if o.seq > b.pbase && o.seq <= b.base && o.status != 429 {
+    if seq > b.pbase && seq <= b.base && o.status != 429 {
         b.pnobs += 1;
     }
     b.fres = reserve(b, p);
     recap(b, p);
+}
+
+/// An answer that told of the key, not the organization: the call still counts in the
+/// organization's window, as ours. Without it, our calls told of their keys were taken for
+/// others' once the organization's count came, and the next window was kept for them (3 of
+/// 24 in every other window, two processes sharing a pool of four keys).
+fn count_in_org(org: &mut Bucket, now: i64, o: &Obs, p: &Params) {
+    if org.lim == 0 || o.remaining < 0 || o.status == 429 {
+        return;
+    }
+    roll(org, now, p);
+    if o.oseq > org.base {
+        org.nobs += 1;
+    }
 }

@@ -39,6 +39,7 @@ fn header(grant: &Grant, limit: i64, remaining: i64, reset: i64) -> Obs {
     Obs {
         key: grant.key,
         seq: grant.seq,
+        oseq: grant.oseq,
         probe: grant.probe,
         status: 200,
         limit,
@@ -49,6 +50,15 @@ fn header(grant: &Grant, limit: i64, remaining: i64, reset: i64) -> Obs {
         rtt: MS,
         replica: "a".into(),
         ..Obs::default()
+    }
+}
+
+/// A pool of `keys` keys with its organization bucket.
+fn pool(keys: usize) -> GroupState {
+    GroupState {
+        keys: vec![Bucket::default(); keys],
+        org: Some(Bucket::default()),
+        ..GroupState::default()
     }
 }
 
@@ -332,11 +342,7 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
 #[test]
 fn a_pool_spreads_over_keys_under_the_org_cap() {
     let p = params();
-    let mut g = GroupState {
-        keys: vec![Bucket::default(); 4],
-        org: Some(Bucket::default()),
-        ..GroupState::default()
-    };
+    let mut g = pool(4);
     let probes = granted(acquire(&mut g, 0, &ask(HIGH, 10), &p).0);
     assert_eq!(
         probes.iter().map(|g| g.key).collect::<Vec<_>>(),
@@ -354,6 +360,54 @@ fn a_pool_spreads_over_keys_under_the_org_cap() {
         per_key[grant.key] += 1;
     }
     assert!(per_key.iter().all(|&n| n <= 9), "{per_key:?}");
+}
+
+#[test]
+fn the_org_cap_is_three_times_the_smallest_key_limit_unless_configured() {
+    // Keys of 10, 6, 10 and 10 per second have 9, 5, 9 and 9 left after their probes.
+    for (org_limit, expect) in [(0, 18 - 4), (12, 12 - 4), (100, 32)] {
+        let p = Params {
+            org_limit,
+            ..params()
+        };
+        let mut g = pool(4);
+        let probes = granted(acquire(&mut g, 0, &ask(HIGH, 10), &p).0);
+        for (probe, limit) in probes.iter().zip([10, 6, 10, 10]) {
+            observe(&mut g, MS, &header(probe, limit, limit - 1, S - MS), &p);
+        }
+        seen_before(&mut g);
+        let grants = granted(acquire(&mut g, MS, &ask(HIGH, 100), &p).0);
+        assert_eq!(grants.len(), expect, "org limit {org_limit}");
+        let mut per_key = [0; 4];
+        for grant in &grants {
+            per_key[grant.key] += 1;
+        }
+        assert!(per_key[1] <= 5, "{per_key:?}");
+        assert!(per_key.iter().all(|&n| n <= 9), "{per_key:?}");
+    }
+}
+
+/// Close's header states whichever limit the call came closest to; in a pool, one that is
+/// the organization's (3 x 10) is the organization's, not a raised key limit.
+#[test]
+fn a_header_with_the_org_limit_is_the_orgs() {
+    let p = params();
+    let mut g = pool(2);
+    let probes = granted(acquire(&mut g, 0, &ask(HIGH, 2), &p).0);
+    for probe in &probes {
+        observe(&mut g, MS, &header(probe, 10, 9, S - MS), &p);
+    }
+    seen_before(&mut g);
+    let calls = granted(acquire(&mut g, MS, &ask(HIGH, 2), &p).0);
+    assert_eq!(calls.len(), 2);
+    // The organization has 3 left, of which our second call, not answered yet, may take
+    // one. Our other three calls, answered for their keys, are ours in its count too.
+    let view = observe(&mut g, 2 * MS, &header(&calls[0], 30, 3, S - 2 * MS), &p);
+    assert_eq!(g.keys[calls[0].key].lim, 10);
+    assert_eq!((g.org.as_ref().map(|o| (o.lim, o.lsrc))), Some((30, 2)));
+    assert_eq!((view.lim, view.remaining), (20, 2));
+    let grants = granted(acquire(&mut g, 2 * MS, &ask(HIGH, 20), &p).0);
+    assert_eq!(grants.len(), 2);
 }
 
 #[test]
