@@ -123,11 +123,16 @@ pub struct GroupState {
     pub host: String,
 }
 
-/// What one replica reported: waiting calls per priority, until when they count, and its
-/// place in the line of asks (a time, 0 for none).
+/// Where a replica's report of waiting calls (per priority, `[high, normal, low, callers]`)
+/// says how many callers those at `normal` come from: turns between replicas are shared by
+/// callers (`demand::fair_share`).
+pub const CALLERS: usize = 3;
+
+/// What one replica reported: waiting calls per priority and callers (`CALLERS`), until when
+/// they count, and its place in the line of asks (a time, 0 for none).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Demand {
-    pub counts: [i64; 3],
+    pub counts: [i64; 4],
     pub exp: i64,
     pub ticket: i64,
 }
@@ -163,7 +168,8 @@ pub struct Ask {
     pub n: i64,
     pub max_wait: i64,
     pub replica: String,
-    pub demand: [i64; 3],
+    /// Waiting calls per priority, then callers at `normal` (`CALLERS`).
+    pub demand: [i64; 4],
 }
 
 /// One slot granted: send at `at` with key `key`.
@@ -212,7 +218,7 @@ pub struct Obs {
     /// group with the same limit and window was seen counted apart (see `sharing.rs`).
     pub alone: bool,
     pub replica: String,
-    pub demand: [i64; 3],
+    pub demand: [i64; 4],
 }
 
 /// The state summarised for snapshots and local estimates.

@@ -45,6 +45,11 @@ impl<T> Queue<T> {
         [self.levels[0].len, self.levels[1].len, self.levels[2].len]
     }
 
+    /// Callers with calls waiting at `prio`.
+    pub fn callers(&self, prio: usize) -> usize {
+        self.levels[prio].calls.len()
+    }
+
     /// How many calls would be served before one more call of `caller` at `prio`.
     pub fn ahead_of_new(&self, prio: usize, caller: &str) -> usize {
         let higher: usize = self.levels[..prio].iter().map(|l| l.len).sum();

@@ -11,7 +11,7 @@ use super::Reply;
 use crate::limiter::Inner;
 use crate::limiter::backend::Origin;
 use crate::limiter::config::micros;
-use crate::limiter::policy::{Ask, Grant, HIGH, View};
+use crate::limiter::policy::{Ask, CALLERS, Grant, HIGH, NORMAL, View};
 use crate::limiter::queue::Queue;
 
 pub(crate) struct Waiter {
@@ -70,7 +70,7 @@ impl Local {
         // Held slots serve the most urgent calls first: ask at the priority of the most
         // urgent call they leave uncovered, not at that of a call already served.
         let demand = self.demand(now);
-        let prio = demand.iter().position(|&d| d > 0)?;
+        let prio = demand[..CALLERS].iter().position(|&d| d > 0)?;
         if self.asking[..=prio].iter().any(|&n| n > 0) {
             return None;
         }
@@ -132,11 +132,13 @@ impl Local {
     /// Waiting calls per priority that no held slot covers yet. A `high` call is covered
     /// only by a slot asked for at `high` or due within a token interval: a slot booked
     /// further ahead for the bulk would make it wait, so it asks for its own.
-    pub fn demand(&self, now: Instant) -> [i64; 3] {
+    /// Waiting calls per priority that no held slot covers, and the callers of those at
+    /// `normal` (`CALLERS`).
+    pub fn demand(&self, now: Instant) -> [i64; 4] {
         let interval = self.view.as_ref().map_or(0, |(v, ..)| v.interval.max(0));
         let soon = now + Duration::from_micros(interval as u64);
         let mut spare = self.held.len();
-        let mut demand = [0; 3];
+        let mut demand = [0; 4];
         for (prio, (d, depth)) in demand.iter_mut().zip(self.queue.depths()).enumerate() {
             let usable = if prio == HIGH {
                 let usable = |h: &&Held| h.at <= soon || h.prio == HIGH;
@@ -148,6 +150,7 @@ impl Local {
             spare -= covered;
             *d = (depth - covered) as i64;
         }
+        demand[CALLERS] = (self.queue.callers(NORMAL) as i64).min(demand[NORMAL]);
         demand
     }
 

@@ -55,20 +55,20 @@ async fn asks_at_the_priority_of_the_calls_no_held_slot_covers() {
         wait(&mut local, 2, id, now);
     }
     let ask = local.ask(now, &limiter.inner).expect("an ask");
-    assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 3]));
+    assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 3, 0]));
 
     // A slot held three token intervals ahead (booked for the bulk) would make the high
     // call wait: it still asks for its own, and the slot covers a low call.
     hold(&mut local, now + Duration::from_millis(30));
     let ask = local.ask(now, &limiter.inner).expect("an ask");
-    assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 2]));
+    assert_eq!((ask.prio, ask.n, ask.demand), (0, 1, [1, 0, 2, 0]));
 
     // The high call's slot is due within a token interval: the low calls need three
     // slots, booked as low so that the pacing horizon and the high reserve apply to them.
     local.held.clear();
     hold(&mut local, now + Duration::from_millis(5));
     let ask = local.ask(now, &limiter.inner).expect("an ask");
-    assert_eq!((ask.prio, ask.n, ask.demand), (2, 3, [0, 0, 3]));
+    assert_eq!((ask.prio, ask.n, ask.demand), (2, 3, [0, 0, 3, 0]));
 
     for _ in 0..3 {
         hold(&mut local, now + Duration::from_millis(60));

@@ -131,7 +131,10 @@ local function observe(replica, d)
     if o.rtt > key.rtt then key.rtt = o.rtt else key.rtt = key.rtt - idiv(key.rtt - o.rtt, 8) end
   end
   local org_typed = o.org_typed == 1
-  if org ~= nil and org.lim > 0 and o.limit == org.lim and o.limit ~= key.lim then org_typed = true end
+  if org ~= nil and org.lim > 0 and key.lim > 0 and o.limit == org.lim and o.limit ~= key.lim then
+    org_typed = true
+  end
+  if org_typed and key.lsrc == 2 then key.lexp = now + p.learned_ttl end
   if o.limit > 0 and not org_typed then
     learn(key)
   elseif key.lim == 0 and o.status ~= 0 and o.remaining < 0 and o.reset < 0 then
@@ -167,7 +170,7 @@ local function observe(replica, d)
 end
 
 local function demand_args(at)
-  return {tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])}
+  return {tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])}
 end
 
 -- See policy/join.rs: one group served in another's state, if others were counted here.
@@ -220,9 +223,9 @@ end
 for i, name in ipairs(onames) do o[name] = tonumber(ARGV[A + i]) end
 local replica, d = ARGV[A + 15], demand_args(A + 16)
 observe(replica, d)
-local n = tonumber(ARGV[A + 20])
+local n = tonumber(ARGV[A + 21])
 if n > 0 then
-  local kind, till, why, grants = acquire(tonumber(ARGV[A + 19]), n, tonumber(ARGV[A + 21]),
+  local kind, till, why, grants = acquire(tonumber(ARGV[A + 20]), n, tonumber(ARGV[A + 22]),
     replica, d)
   save_all()
   return reply(kind, till, why, grants)

@@ -26,7 +26,8 @@ local function sync_org()
   end
 end
 
--- Demand: field per replica, value "high,normal,low,expiry,ticket"; field "~tick" holds the
+-- Demand: field per replica, value "high,normal,low,callers,expiry,ticket" (callers: of the
+-- calls waiting at normal, policy.rs CALLERS); field "~tick" holds the
 -- next free time of each priority's line of asks, "t0,t1,t2" (see policy/demand.rs).
 local demand = {}
 local tick = {[0] = 0, [1] = 0, [2] = 0}
@@ -38,9 +39,10 @@ local function update_demand(replica, d)
       local t0, t1, t2 = string.match(raw[i + 1], '^(%d+),(%d+),(%d+)$')
       if t0 ~= nil then tick = {[0] = tonumber(t0), [1] = tonumber(t1), [2] = tonumber(t2)} end
     else
-      local h, n, l, exp, t = string.match(raw[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+      local h, n, l, c, exp, t = string.match(raw[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d+)$')
       if exp ~= nil and tonumber(exp) > now then
-        demand[raw[i]] = {tonumber(h), tonumber(n), tonumber(l), exp = tonumber(exp), ticket = tonumber(t)}
+        demand[raw[i]] = {tonumber(h), tonumber(n), tonumber(l), tonumber(c), exp = tonumber(exp),
+          ticket = tonumber(t)}
       else
         redis.call('HDEL', KEYS[1], raw[i])
       end
@@ -55,10 +57,10 @@ local function update_demand(replica, d)
   for _, key in ipairs(keys) do till = max(till, key['end']) end
   local e = demand[replica]
   if e == nil then
-    e = {0, 0, 0, exp = 0, ticket = 0}
+    e = {0, 0, 0, 0, exp = 0, ticket = 0}
     demand[replica] = e
   end
-  e[1], e[2], e[3] = d[1], d[2], d[3]
+  e[1], e[2], e[3], e[4] = d[1], d[2], d[3], d[4]
   e.exp = till + p.demand_ttl
 end
 
@@ -68,7 +70,8 @@ local function save_demand()
     redis.call('HDEL', KEYS[1], demand_me)
   else
     redis.call('HSET', KEYS[1], demand_me,
-      fmt(e[1]) .. ',' .. fmt(e[2]) .. ',' .. fmt(e[3]) .. ',' .. fmt(e.exp) .. ',' .. fmt(e.ticket))
+      fmt(e[1]) .. ',' .. fmt(e[2]) .. ',' .. fmt(e[3]) .. ',' .. fmt(e[4]) .. ',' .. fmt(e.exp) .. ','
+      .. fmt(e.ticket))
   end
   redis.call('HSET', KEYS[1], '~tick', fmt(tick[0]) .. ',' .. fmt(tick[1]) .. ',' .. fmt(tick[2]))
   local till = now
@@ -171,16 +174,16 @@ local function next_ask(prio, replica, till, why)
   return at
 end
 
--- At normal, while other replicas wait at it, the asker's share of the horizon, at least
--- one (policy/demand.rs fair_share).
+-- At normal, while other replicas wait at it, the asker's share of the horizon by callers,
+-- at least one (policy/demand.rs fair_share).
 local function fair_share(prio, n, replica, d)
   if prio == HIGH or prio == LOW then return n end
   local others = 0
   for name, counts in pairs(demand) do
-    if name ~= replica then others = others + counts[prio + 1] end
+    if name ~= replica and counts[prio + 1] > 0 then others = others + max(counts[4], 1) end
   end
   if others <= 0 then return n end
-  local mine = min(max(d[prio + 1], 1), 100000)
+  local mine = min(max(d[4], 1), 100000)
   local share = idiv(horizon[prio] * mine, mine + min(others, 100000000))
   return min(n, max(share, 1))
 end

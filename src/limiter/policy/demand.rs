@@ -4,17 +4,17 @@
 //! meanwhile, instead of every replica asking per call, or all at the same instant and all
 //! but one in vain. Mirrored by `lua/shared.lua`.
 
-use super::{Ask, GroupState, HIGH, NORMAL, Params, Why, eff};
+use super::{Ask, CALLERS, GroupState, HIGH, NORMAL, Params, Why, eff};
 
 pub(super) fn update_demand(
     g: &mut GroupState,
     now: i64,
     replica: &str,
-    counts: [i64; 3],
+    counts: [i64; 4],
     p: &Params,
 ) {
     g.demand.retain(|_, d| d.exp > now);
-    if counts.iter().all(|&d| d == 0) {
+    if counts[..CALLERS].iter().all(|&d| d == 0) {
         g.demand.remove(replica);
         return;
     }
@@ -40,11 +40,14 @@ pub(super) fn higher_demand(g: &GroupState, replica: &str, prio: usize) -> i64 {
 }
 
 /// How many slots `ask` may book. At `normal`, while other replicas have calls waiting at
-/// it, its share of what one ask may book ahead (the horizon), in proportion to the calls
+/// it, its share of what one ask may book ahead (the horizon), in proportion to the callers
 /// waiting here, and at least one: each replica's asks then take turns slot by slot. Else
 /// the replica whose answers came back asked first (its observations carry its asks) and
 /// booked the whole horizon each time, and one replica was served for about a window while
 /// the others' calls, come as early, waited (docs/limiter.md, "Turns between replicas").
+/// Shared by callers, not calls, so that callers on different replicas get a fair share as
+/// on one: by calls, a caller with 20 calls beside one with 320 on another replica had its
+/// last call admitted 169th to 191st; by callers, 44th to 97th (tests/limiter_turns.rs).
 pub(super) fn fair_share(g: &GroupState, ask: &Ask, p: &Params) -> i64 {
     // `high` is never held back; `low` is bulk, whose turns cost room where a client of
     // the key stops (docs/limiter.md).
@@ -53,14 +56,14 @@ pub(super) fn fair_share(g: &GroupState, ask: &Ask, p: &Params) -> i64 {
     }
     let mut others = 0;
     for (name, d) in &g.demand {
-        if name != &ask.replica {
-            others += d.counts[ask.prio];
+        if name != &ask.replica && d.counts[ask.prio] > 0 {
+            others += d.counts[CALLERS].max(1);
         }
     }
     if others <= 0 {
         return ask.n;
     }
-    let mine = ask.demand[ask.prio].clamp(1, 100_000);
+    let mine = ask.demand[CALLERS].clamp(1, 100_000);
     // Bounded so that the product stays exact in Lua's doubles.
     let share = p.horizon[ask.prio] * mine / (mine + others.min(100_000_000));
     ask.n.min(share.max(1))

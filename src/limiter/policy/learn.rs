@@ -27,12 +27,17 @@ pub fn observe(g: &mut GroupState, now: i64, o: &Obs, p: &Params) -> View {
     }
     // Close's header states the limit the call came closest to, the key's or the
     // organization's, and only the legacy body says which. In a pool, a limit that is the
-    // organization's and not this key's is the organization's: learned as the key's, it
-    // tripled the key's limit and the organization answered 429.
+    // organization's and not this key's known one is the organization's: learned as the
+    // key's, it tripled the key's limit and the organization answered 429. A key whose limit
+    // is unknown learns it from any header, else it would never learn it.
     let org_typed = o.org_typed
-        || g.org
-            .as_ref()
-            .is_some_and(|org| org.lim > 0 && o.limit == org.lim && o.limit != key.lim);
+        || g.org.as_ref().is_some_and(|org| {
+            org.lim > 0 && key.lim > 0 && o.limit == org.lim && o.limit != key.lim
+        });
+    if org_typed && key.lsrc == 2 {
+        // Close still counts the key as before: its limit stays learned.
+        key.lexp = now + p.learned_ttl;
+    }
     if o.limit > 0 && !org_typed {
         learn(key, now, o, p);
     } else if key.lim == 0 && o.status != 0 && o.remaining < 0 && o.reset < 0 {

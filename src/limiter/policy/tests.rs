@@ -31,7 +31,7 @@ fn ask(prio: usize, n: i64) -> Ask {
         n,
         max_wait: i64::MAX / 4,
         replica: "a".into(),
-        demand: [0; 3],
+        demand: [0; 4],
     }
 }
 
@@ -310,7 +310,7 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
     // Replica b has a high call waiting; replica a asks for low.
     let mut b = ask(HIGH, 0);
     b.replica = "b".into();
-    b.demand = [1, 0, 0];
+    b.demand = [1, 0, 0, 0];
     acquire(&mut g, 0, &b, &p);
     // Two of three left after the probe, and the high call and the high reserve want them:
     // low waits for the window's last half token interval.
@@ -325,7 +325,7 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
     let high = granted(acquire(&mut g, 400 * MS, &b, &p).0);
     assert_eq!(high.len(), 1);
     // Served, its call waits no more (else the others yield room to it until b reports).
-    assert_eq!(g.demand["b"].counts, [0, 0, 0]);
+    assert_eq!(g.demand["b"].counts, [0, 0, 0, 0]);
     // Replica b reports another high call waiting: the last slot is not low's.
     b.n = 0;
     acquire(&mut g, 410 * MS, &b, &p);
@@ -404,10 +404,19 @@ fn a_header_with_the_org_limit_is_the_orgs() {
     // one. Our other three calls, answered for their keys, are ours in its count too.
     let view = observe(&mut g, 2 * MS, &header(&calls[0], 30, 3, S - 2 * MS), &p);
     assert_eq!(g.keys[calls[0].key].lim, 10);
+    // Close still counts the key: its limit stays learned as long as that goes on.
+    assert_eq!(g.keys[calls[0].key].lexp, 2 * MS + p.learned_ttl);
     assert_eq!((g.org.as_ref().map(|o| (o.lim, o.lsrc))), Some((30, 2)));
     assert_eq!((view.lim, view.remaining), (20, 2));
     let grants = granted(acquire(&mut g, 2 * MS, &ask(HIGH, 20), &p).0);
     assert_eq!(grants.len(), 2);
+
+    // A key whose limit is unknown learns it from any header, or it never would.
+    let mut g = pool(2);
+    let probes = granted(acquire(&mut g, 0, &ask(HIGH, 2), &p).0);
+    observe(&mut g, MS, &header(&probes[0], 10, 9, S - MS), &p);
+    observe(&mut g, MS, &header(&probes[1], 30, 28, S - MS), &p);
+    assert_eq!(g.keys[probes[1].key].lim, 30);
 }
 
 #[test]
@@ -427,7 +436,7 @@ fn responses_without_headers_fall_back_to_the_default_limit() {
 }
 
 fn asker(replica: &str, prio: usize, n: i64) -> Ask {
-    let mut demand = [0; 3];
+    let mut demand = [0; 4];
     demand[prio] = n;
     Ask {
         replica: replica.into(),
