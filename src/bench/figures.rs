@@ -107,6 +107,12 @@ impl PhaseFigures {
     pub fn scripts_per_call(&self) -> Option<f64> {
         (self.upstream > 0).then(|| self.redis_scripts as f64 / self.upstream as f64)
     }
+
+    /// Script calls made only to get room, per upstream call (the tap's; see `Sent::asks`).
+    pub fn asks_per_call(&self) -> Option<f64> {
+        let asks = self.redis.sent.as_ref()?.asks;
+        (self.upstream > 0).then(|| asks as f64 / self.upstream as f64)
+    }
 }
 
 /// The figures of a phase.

@@ -55,6 +55,9 @@ impl RedisStats {
                         continue;
                     };
                     let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !from_script && script_op(&line).as_deref() == Some("acquire") {
+                        counts.asks += 1;
+                    }
                     let map = if from_script {
                         &mut counts.by_scripts
                     } else {
@@ -136,6 +139,9 @@ pub struct Sent {
     pub by_clients: BTreeMap<String, u64>,
     /// Run by Lua scripts.
     pub by_scripts: BTreeMap<String, u64>,
+    /// Limiter script calls sent only to get room (`acquire`): every other one reports an
+    /// answer of Close, after its call was sent (and may carry an ask).
+    pub asks: u64,
 }
 
 /// `1700000000.123456 [0 127.0.0.1:5000] "evalsha" "..."` → (run by a script, `evalsha`).
@@ -146,6 +152,36 @@ pub fn parse_monitor_line(line: &str) -> Option<(bool, String)> {
     let rest = line[close + 1..].trim_start().strip_prefix('"')?;
     let command = &rest[..rest.find('"')?];
     Some((origin == "lua", command.to_ascii_lowercase()))
+}
+
+/// The operation of a limiter script call in a `MONITOR` line: the script's first argument,
+/// after `EVALSHA sha numkeys key...`; `None` for any other command.
+pub fn script_op(line: &str) -> Option<String> {
+    let mut args = quoted(line.get(line.find(']')? + 1..)?);
+    let command = args.next()?.to_ascii_lowercase();
+    if command != "evalsha" && command != "eval" {
+        return None;
+    }
+    let _script = args.next()?;
+    let keys: usize = args.next()?.parse().ok()?;
+    args.nth(keys)
+}
+
+/// The `"..."` arguments of a `MONITOR` line, unescaped only as far as `\"` and `\\`.
+fn quoted(text: &str) -> impl Iterator<Item = String> + '_ {
+    let mut chars = text.chars();
+    std::iter::from_fn(move || {
+        chars.by_ref().find(|c| *c == '"')?;
+        let mut arg = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Some(arg),
+                '\\' => arg.extend(chars.next()),
+                _ => arg.push(c),
+            }
+        }
+        None
+    })
 }
 
 /// `cmdstat_<name>:calls=N,...` lines → name (lower case, `|` for subcommands kept) → N.
@@ -189,6 +225,18 @@ mod tests {
         assert_eq!(parse_monitor_line(line), Some((false, "get".to_owned())));
         assert_eq!(parse_monitor_line("OK"), None);
         assert_eq!(parse_monitor_line("1.0 [0 lua]"), None);
+    }
+
+    #[test]
+    fn limiter_script_calls_name_their_operation() {
+        let line = r#"1.5 [0 127.0.0.1:1] "EVALSHA" "abc" "3" "{cgw:v:p:g}:demand" "{cgw:v:p:g}:org" "{cgw:v:p:g}:key" "acquire" "" "0""#;
+        assert_eq!(script_op(line).as_deref(), Some("acquire"));
+        let line = r#"1.5 [0 127.0.0.1:1] "evalsha" "abc" "1" "k \"x\"" "observe""#;
+        assert_eq!(script_op(line).as_deref(), Some("observe"));
+        let line = r#"1.5 [0 127.0.0.1:1] "EVALSHA" "abc" "2" "k1""#;
+        assert_eq!(script_op(line), None);
+        let line = r#"1.5 [0 lua] "hgetall" "k""#;
+        assert_eq!(script_op(line), None);
     }
 
     #[test]

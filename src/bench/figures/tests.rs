@@ -84,6 +84,7 @@ fn phase(zero: Instant, clock: EmuClock, records: Vec<CallRecord>, emulator: Sta
             sent: Some(Sent {
                 by_clients: [("evalsha".to_owned(), 202), ("script".to_owned(), 3)].into(),
                 by_scripts: [("time".to_owned(), 202)].into(),
+                asks: 30,
             }),
         },
         queue_waits: vec![
@@ -137,6 +138,7 @@ fn full_windows_of_the_backlog_against_the_limit() {
     assert_eq!(f.upstream, 101);
     assert_eq!(f.redis_scripts, 202);
     assert_eq!(f.commands_per_call(), Some(205.0 / 101.0));
+    assert_eq!(f.asks_per_call(), Some(30.0 / 101.0));
     assert_eq!(f.executed_per_call(), Some(4.0));
 }
 
