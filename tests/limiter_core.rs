@@ -496,23 +496,28 @@ fn priorities_parse_from_metadata() {
 #[tokio::test(start_paused = true)]
 async fn a_key_pool_spreads_calls_over_its_keys() {
     let limiter = Limiter::in_process(config().with_api_keys(&["key-one", "key-two"]));
-    // Each key probes its own limit: two calls may go before any header.
+    // One call for the whole group before any header, as with one key; then the other key
+    // probes its own.
     let first = limiter
         .acquire(req(Priority::Normal, "a"))
         .await
         .expect("probe");
-    let second = limiter
-        .acquire(req(Priority::Normal, "a"))
-        .await
-        .expect("probe");
-    let mut keys = [first.key_index, second.key_index];
-    keys.sort();
-    assert_eq!(keys, [0, 1]);
-    for permit in [first, second] {
-        limiter
-            .observe(permit, 200, &header(5, 4, Duration::from_secs(1)))
-            .await;
-    }
+    let waiting = spawn_acquire(&limiter, req(Priority::Normal, "a"));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a second call went before any header"
+    );
+    assert_eq!(first.key_index, 0);
+    limiter
+        .observe(first, 200, &header(5, 4, Duration::from_secs(1)))
+        .await;
+    let (second, _) = waiting.await.expect("task");
+    let second = second.expect("probe of the other key");
+    assert_eq!(second.key_index, 1);
+    limiter
+        .observe(second, 200, &header(5, 4, Duration::from_secs(1)))
+        .await;
     // Keys: 4 + 4 left; the organization (3 x 5 = 15) caps nothing here.
     let mut per_key = [0; 2];
     let start = Instant::now();

@@ -372,11 +372,29 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
         wait = (moved, Why::Moved);
     }
     while wait.1 != Why::Moved && (grants.len() as i64) < n {
+        // Until one key of a pool knows the limit, one probe for the whole group, as for
+        // one key: the other keys wait for its answer.
+        let probing = g
+            .keys
+            .iter()
+            .all(|k| k.lim == 0)
+            .then(|| g.keys.iter().map(|k| k.probe).max().unwrap_or(0))
+            .filter(|&until| until > now);
         let mut best: Option<(usize, Slot)> = None;
         for (i, key) in g.keys.iter_mut().enumerate() {
+            if let Some(until) = probing {
+                if until < wait.0 {
+                    wait = (until, Why::Probe);
+                }
+                continue;
+            }
             match candidate(key, now, ask, d_hi, p) {
                 Ok(slot) => {
-                    if best.as_ref().is_none_or(|(_, b)| slot.at < b.at) {
+                    // A key that does not know the limit yet probes first: the sooner each
+                    // key knows, the sooner the pool runs at its full rate.
+                    let sooner =
+                        |b: &Slot| slot.at < b.at || (slot.at == b.at && slot.probe && !b.probe);
+                    if best.as_ref().is_none_or(|(_, b)| sooner(b)) {
                         best = Some((i, slot));
                     }
                 }

@@ -271,35 +271,44 @@ async fn script_lowers_the_org_cap_to_a_smaller_key_limit() {
         replica: "r".into(),
         demand: [0; 4],
     };
-    let expect = policy::acquire(&mut state, now, &ask(4), p);
-    let got = redis.eval_acquire(&bucket, &ask(4), Some(now)).await;
-    assert_eq!(got.as_ref(), Ok(&expect));
-    let Answer::Granted(probes, _) = expect.0 else {
-        panic!("{expect:?}")
-    };
-    assert_eq!(probes.len(), 4);
-    for (probe, limit) in probes.iter().zip([10, 6, 10, 10]) {
-        let obs = Obs {
-            key: probe.key,
-            seq: probe.seq,
-            oseq: probe.oseq,
-            probe: probe.probe,
-            status: 200,
-            limit,
-            remaining: limit - 1,
-            reset: 900_000,
-            window: 1_000_000,
-            retry_after: -1,
-            rtt: 1_000,
-            replica: "r".into(),
-            ..Obs::default()
-        };
-        let expect = policy::observe_then_acquire(&mut state, now + 1_000, &obs, None, p);
-        let got = redis
-            .eval_observe(&bucket, &obs, None, Some(now + 1_000))
-            .await;
+    // One probe for the group until its answer; then one for each other key.
+    let mut probes = Vec::new();
+    for (at, n) in [(now, 4), (now + 1_000, 3)] {
+        let expect = policy::acquire(&mut state, at, &ask(n), p);
+        let got = redis.eval_acquire(&bucket, &ask(n), Some(at)).await;
         assert_eq!(got.as_ref(), Ok(&expect));
+        let Answer::Granted(granted, _) = expect.0 else {
+            panic!("{expect:?}")
+        };
+        for probe in granted {
+            let limit = [10, 6, 10, 10][probe.key];
+            let obs = Obs {
+                key: probe.key,
+                seq: probe.seq,
+                oseq: probe.oseq,
+                probe: probe.probe,
+                status: 200,
+                limit,
+                remaining: limit - 1,
+                reset: 900_000,
+                window: 1_000_000,
+                retry_after: -1,
+                rtt: 1_000,
+                replica: "r".into(),
+                ..Obs::default()
+            };
+            let expect = policy::observe_then_acquire(&mut state, now + 1_000, &obs, None, p);
+            let got = redis
+                .eval_observe(&bucket, &obs, None, Some(now + 1_000))
+                .await;
+            assert_eq!(got.as_ref(), Ok(&expect));
+            probes.push(probe);
+        }
     }
+    assert_eq!(
+        probes.iter().map(|g| g.key).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
     let expect = policy::acquire(&mut state, now + 2_000, &ask(100), p);
     let got = redis
         .eval_acquire(&bucket, &ask(100), Some(now + 2_000))

@@ -200,11 +200,24 @@ local function acquire(prio, n, max_wait, replica, d)
   local moved = keys[1].moved
   if moved > 0 and now >= moved then wait_till, wait_why = moved, 6 end
   while wait_why ~= 6 and #grants < n do
+    -- See policy.rs: one probe for the whole group until one key knows the limit.
+    local probing = 0
+    for _, key in ipairs(keys) do
+      if key.lim > 0 then probing = -1 break end
+      probing = max(probing, key.probe)
+    end
     local best, best_i = nil, nil
     for i, key in ipairs(keys) do
-      local slot, till, why = candidate(key, prio, max_wait, d_hi)
+      local slot, till, why = nil, nil, nil
+      if probing > now then
+        till, why = probing, 2
+      else
+        slot, till, why = candidate(key, prio, max_wait, d_hi)
+      end
       if slot ~= nil then
-        if best == nil or slot.at < best.at then best, best_i = slot, i end
+        if best == nil or slot.at < best.at or (slot.at == best.at and slot.probe and not best.probe) then
+          best, best_i = slot, i
+        end
       elseif wait_till == nil or till < wait_till then
         wait_till, wait_why = till, why
       end

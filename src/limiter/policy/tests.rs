@@ -339,18 +339,43 @@ fn low_yields_the_last_room_to_high_waiting_on_another_replica() {
     ));
 }
 
+/// Learns the limits of a pool's keys (`limits[k]` for key `k`, windows ending at 1 s): one
+/// probe for the whole group until its answer, at 1 ms, then one per other key at once.
+fn learn_pool(g: &mut GroupState, limits: &[i64], p: &Params) {
+    let first = granted(acquire(g, 0, &ask(HIGH, 10), p).0);
+    assert_eq!((first.len(), first[0].key, first[0].probe), (1, 0, true));
+    let (answer, _) = acquire(g, MS / 2, &ask(HIGH, 1), p);
+    assert!(
+        matches!(
+            answer,
+            Answer::Wait {
+                why: Why::Probe,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    observe(
+        g,
+        MS,
+        &header(&first[0], limits[0], limits[0] - 1, S - MS),
+        p,
+    );
+    let rest = granted(acquire(g, MS, &ask(HIGH, limits.len() as i64 - 1), p).0);
+    let keys: Vec<usize> = rest.iter().map(|r| r.key).collect();
+    assert_eq!(keys, (1..limits.len()).collect::<Vec<_>>());
+    for probe in &rest {
+        assert!(probe.probe);
+        let limit = limits[probe.key];
+        observe(g, MS, &header(probe, limit, limit - 1, S - MS), p);
+    }
+}
+
 #[test]
 fn a_pool_spreads_over_keys_under_the_org_cap() {
     let p = params();
     let mut g = pool(4);
-    let probes = granted(acquire(&mut g, 0, &ask(HIGH, 10), &p).0);
-    assert_eq!(
-        probes.iter().map(|g| g.key).collect::<Vec<_>>(),
-        vec![0, 1, 2, 3]
-    );
-    for probe in &probes {
-        observe(&mut g, MS, &header(probe, 10, 9, S - MS), &p);
-    }
+    learn_pool(&mut g, &[10; 4], &p);
     seen_before(&mut g);
     // Keys have 9 each (36); the org (3 x 10 = 30, margin 0) has 26 after the 4 probes.
     let grants = granted(acquire(&mut g, MS, &ask(HIGH, 100), &p).0);
@@ -371,10 +396,7 @@ fn the_org_cap_is_three_times_the_smallest_key_limit_unless_configured() {
             ..params()
         };
         let mut g = pool(4);
-        let probes = granted(acquire(&mut g, 0, &ask(HIGH, 10), &p).0);
-        for (probe, limit) in probes.iter().zip([10, 6, 10, 10]) {
-            observe(&mut g, MS, &header(probe, limit, limit - 1, S - MS), &p);
-        }
+        learn_pool(&mut g, &[10, 6, 10, 10], &p);
         seen_before(&mut g);
         let grants = granted(acquire(&mut g, MS, &ask(HIGH, 100), &p).0);
         assert_eq!(grants.len(), expect, "org limit {org_limit}");
@@ -393,10 +415,7 @@ fn the_org_cap_is_three_times_the_smallest_key_limit_unless_configured() {
 fn a_header_with_the_org_limit_is_the_orgs() {
     let p = params();
     let mut g = pool(2);
-    let probes = granted(acquire(&mut g, 0, &ask(HIGH, 2), &p).0);
-    for probe in &probes {
-        observe(&mut g, MS, &header(probe, 10, 9, S - MS), &p);
-    }
+    learn_pool(&mut g, &[10, 10], &p);
     seen_before(&mut g);
     let calls = granted(acquire(&mut g, MS, &ask(HIGH, 2), &p).0);
     assert_eq!(calls.len(), 2);
@@ -413,10 +432,8 @@ fn a_header_with_the_org_limit_is_the_orgs() {
 
     // A key whose limit is unknown learns it from any header, or it never would.
     let mut g = pool(2);
-    let probes = granted(acquire(&mut g, 0, &ask(HIGH, 2), &p).0);
-    observe(&mut g, MS, &header(&probes[0], 10, 9, S - MS), &p);
-    observe(&mut g, MS, &header(&probes[1], 30, 28, S - MS), &p);
-    assert_eq!(g.keys[probes[1].key].lim, 30);
+    learn_pool(&mut g, &[10, 30], &p);
+    assert_eq!(g.keys[1].lim, 30);
 }
 
 #[test]
