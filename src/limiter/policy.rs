@@ -373,11 +373,11 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
     }
     while wait.1 != Why::Moved && (grants.len() as i64) < n {
         // Until one key of a pool knows the limit, one probe for the whole group, as for
-        // one key: the other keys wait for its answer.
-        let probing = g
-            .keys
-            .iter()
-            .all(|k| k.lim == 0)
+        // one key: the other keys wait for its answer. An answer that spoke of the
+        // organization teaches it, not the key: then each key probes on its own.
+        let unknown =
+            g.keys.iter().all(|k| k.lim == 0) && g.org.as_ref().is_none_or(|o| o.lim == 0);
+        let probing = unknown
             .then(|| g.keys.iter().map(|k| k.probe).max().unwrap_or(0))
             .filter(|&until| until > now);
         let mut best: Option<(usize, Slot)> = None;

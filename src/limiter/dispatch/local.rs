@@ -129,11 +129,10 @@ impl Local {
         expected.map(|e| e + slack).filter(|t| *t > now)
     }
 
-    /// Waiting calls per priority that no held slot covers yet. A `high` call is covered
-    /// only by a slot asked for at `high` or due within a token interval: a slot booked
-    /// further ahead for the bulk would make it wait, so it asks for its own.
-    /// Waiting calls per priority that no held slot covers, and the callers of those at
-    /// `normal` (`CALLERS`).
+    /// Waiting calls per priority that no held slot covers yet, and the callers of those at
+    /// `normal` (`CALLERS`). A `high` call is covered only by a slot asked for at `high` or
+    /// due within a token interval: a slot booked further ahead for the bulk would make it
+    /// wait, so it asks for its own.
     pub fn demand(&self, now: Instant) -> [i64; 4] {
         let interval = self.view.as_ref().map_or(0, |(v, ..)| v.interval.max(0));
         let soon = now + Duration::from_micros(interval as u64);

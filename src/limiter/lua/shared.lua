@@ -153,6 +153,7 @@ local function leave_line(prio, replica, granted)
   local e = demand[replica]
   if e == nil then return end
   e[prio + 1] = max(e[prio + 1] - granted, 0)
+  e[4] = min(e[4], e[2])
   if prio ~= HIGH and e.ticket <= now then e.ticket = 0 end
 end
 
@@ -206,6 +207,7 @@ local function acquire(prio, n, max_wait, replica, d)
       if key.lim > 0 then probing = -1 break end
       probing = max(probing, key.probe)
     end
+    if org ~= nil and org.lim > 0 then probing = -1 end
     local best, best_i = nil, nil
     for i, key in ipairs(keys) do
       local slot, till, why = nil, nil, nil

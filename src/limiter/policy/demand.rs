@@ -78,6 +78,8 @@ pub(super) fn leave_line(g: &mut GroupState, now: i64, ask: &Ask, granted: i64) 
         return;
     };
     d.counts[ask.prio] = (d.counts[ask.prio] - granted).max(0);
+    // No more callers than calls left: each weighs in the others' shares.
+    d.counts[CALLERS] = d.counts[CALLERS].min(d.counts[NORMAL]);
     if ask.prio != HIGH && d.ticket <= now {
         d.ticket = 0;
     }

@@ -436,6 +436,40 @@ fn a_header_with_the_org_limit_is_the_orgs() {
     assert_eq!(g.keys[1].lim, 30);
 }
 
+/// An answer that speaks of the organization (the legacy body says so) teaches it, not the
+/// key: from then on each key probes its own, not one for the whole pool per round trip.
+#[test]
+fn keys_probe_on_their_own_once_the_org_limit_is_known() {
+    let p = params();
+    let mut g = pool(2);
+    let first = granted(acquire(&mut g, 0, &ask(HIGH, 2), &p).0);
+    assert_eq!(first.len(), 1);
+    let mut typed = header(&first[0], 30, 29, S - MS);
+    typed.org_typed = true;
+    observe(&mut g, MS, &typed, &p);
+    assert_eq!(
+        (g.keys[0].lim, g.org.as_ref().map(|o| o.lim)),
+        (0, Some(30))
+    );
+    let probes = granted(acquire(&mut g, MS, &ask(HIGH, 2), &p).0);
+    let keys: Vec<(usize, bool)> = probes.iter().map(|g| (g.key, g.probe)).collect();
+    assert_eq!(keys, [(0, true), (1, true)]);
+}
+
+/// A replica's callers at `normal` never outnumber its calls left once some were served.
+#[test]
+fn served_calls_take_their_callers_out_of_the_share() {
+    let p = params();
+    let mut g = learned(40, S);
+    seen_before(&mut g);
+    let mut b = asker("b", NORMAL, 5);
+    b.demand[CALLERS] = 5;
+    let served = granted(acquire(&mut g, 0, &b, &p).0);
+    let left = 5 - served.len() as i64;
+    assert!(left < 5, "{served:?}");
+    assert_eq!(g.demand["b"].counts, [0, left, 0, left]);
+}
+
 #[test]
 fn responses_without_headers_fall_back_to_the_default_limit() {
     let p = params();
