@@ -318,43 +318,6 @@ fn roll(b: &mut Bucket, now: i64, p: &Params) {
     b.short = 0;
 }
 
-/// The organization bucket's limit and window follow the keys' unless Close announced them.
-fn sync_org(g: &mut GroupState, now: i64, p: &Params) {
-    let Some(org) = g.org.as_mut() else {
-        return;
-    };
-    let mut smallest = 0;
-    let mut win = 0;
-    let mut end = 0;
-    for key in &g.keys {
-        if key.lim > 0 && (smallest == 0 || key.lim < smallest) {
-            smallest = key.lim;
-        }
-        win = win.max(key.win);
-        if key.end > now && (end == 0 || key.end < end) {
-            end = key.end;
-        }
-    }
-    if org.lsrc != 2 {
-        org.lim = if p.org_limit > 0 && smallest > 0 {
-            p.org_limit
-        } else {
-            smallest * p.org_mult
-        };
-        org.win = win;
-        // A smaller key limit learned within the window lowers the cap at once.
-        if org.end != 0 && org.lim > 0 {
-            org.cap = org.cap.min(org.base + eff(org.lim, p));
-        }
-    }
-    if org.lim > 0 && org.end == 0 {
-        // The first organization window: follow the keys' window and count every call
-        // granted so far (the probes) in it.
-        org.end = if end > 0 { end } else { now + org.win };
-        org.cap = eff(org.lim, p);
-    }
-}
-
 /// Books up to `ask.n` slots (its share at `normal` while other replicas wait, `fair_share`)
 /// on the key with the earliest room, within the organization cap.
 pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, View) {
@@ -372,14 +335,7 @@ pub fn acquire(g: &mut GroupState, now: i64, ask: &Ask, p: &Params) -> (Answer, 
         wait = (moved, Why::Moved);
     }
     while wait.1 != Why::Moved && (grants.len() as i64) < n {
-        // Until one key of a pool knows the limit, one probe for the whole group, as for
-        // one key: the other keys wait for its answer. An answer that spoke of the
-        // organization teaches it, not the key: then each key probes on its own.
-        let unknown =
-            g.keys.iter().all(|k| k.lim == 0) && g.org.as_ref().is_none_or(|o| o.lim == 0);
-        let probing = unknown
-            .then(|| g.keys.iter().map(|k| k.probe).max().unwrap_or(0))
-            .filter(|&until| until > now);
+        let probing = pool_probing(g, now);
         let mut best: Option<(usize, Slot)> = None;
         for (i, key) in g.keys.iter_mut().enumerate() {
             if let Some(until) = probing {
@@ -501,6 +457,7 @@ fn remaining(b: &Bucket, now: i64, p: &Params) -> i64 {
 mod demand;
 mod join;
 mod learn;
+mod pool;
 mod room;
 mod slot;
 
@@ -512,6 +469,7 @@ pub use join::{adopt, join, leave};
 #[cfg(test)]
 use learn::observe;
 pub use learn::observe_then_acquire;
+use pool::{pool_probing, sync_org};
 
 #[cfg(test)]
 mod tests;

@@ -201,7 +201,7 @@ local function acquire(prio, n, max_wait, replica, d)
   local moved = keys[1].moved
   if moved > 0 and now >= moved then wait_till, wait_why = moved, 6 end
   while wait_why ~= 6 and #grants < n do
-    -- See policy.rs: one probe for the whole group until one key knows the limit.
+    -- See policy/pool.rs: one probe for the whole group until one key knows the limit.
     local probing = 0
     for _, key in ipairs(keys) do
       if key.lim > 0 then probing = -1 break end
