@@ -28,7 +28,12 @@ local function room_now(b, others)
   if b.fres == 0 or b.win <= 0 then return room(b) end
   local full = eff(b.lim)
   local pace = idiv(b.win, b.fres)
-  if others > 0 and b.tobs - b.tog > 6 * pace then
+  local client = b.tobs >= b.kin
+  local quiet = 6 * pace
+  if client then quiet = 2 * pace end
+  local since = b['end'] - b.win
+  if others > 0 then since = b.tog end
+  if (others > 0 or client) and b.tobs - since > quiet then
     return max(max(full - min(b.fres, others), idiv(full, 8)), 1)
   end
   if others > 0 and b.tobs < b.kin then return room(b) end
