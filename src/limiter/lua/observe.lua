@@ -39,7 +39,13 @@ local function room_now(b, others)
   if others > 0 and b.tobs < b.kin then return room(b) end
   local left = min(max(b['end'] - b.tobs, 0), b.win)
   local rest = idiv(min(b.fres, 100000) * left + b.win - 1, b.win)
-  local kept = min(b.fres, max(others - b.nstr, 0) + rest)
+  local theirs = max(others - b.nstr, 0)
+  local most = b.fres
+  if client and (b['end'] - b.win) - b.ptobs > idiv(b.win, 8) then
+    local gone = max(b.tobs - (b['end'] - b.win), idiv(b.win * 3, 4))
+    most = max(most, idiv(min(theirs, 100000) * b.win + gone - 1, gone))
+  end
+  local kept = min(most, theirs + rest)
   return max(max(full - kept, idiv(full, 8)), 1)
 end
 

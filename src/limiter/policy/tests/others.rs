@@ -261,3 +261,27 @@ fn a_window_without_history_books_nothing_its_answers_cannot_check() {
     let grants = granted(acquire(&mut g, S - 10 * MS, &ask(HIGH, 1), &p).0);
     assert_eq!(grants[0].at, S - 10 * MS);
 }
+
+/// A client that appeared late in the previous window, which then filled before its end
+/// (Close refused the client's later calls, so it counted fewer of them than it sends): the
+/// room kept for it follows its count so far, scaled to the whole window, beyond that
+/// window's reserve. Not when the previous window was answered to its end.
+#[test]
+fn a_client_refused_in_the_window_before_is_kept_its_pace_not_its_count() {
+    let p = params();
+    for (cut, kept) in [(true, 10), (false, 8)] {
+        let mut g = learned(40, S);
+        seen_before(&mut g);
+        let ours = granted(acquire(&mut g, S, &ask(HIGH, 2), &p).0);
+        g.keys[0].fres = 8;
+        g.keys[0].kin = 0;
+        // The previous window's last answer came 300 ms (or 10 ms) before its end.
+        g.keys[0].ptobs = if cut { S - 300 * MS } else { S - 10 * MS };
+        // 400 ms in, four of theirs: scaled over three quarters of the window, 6 of 8.
+        counted(&mut g, 400, &ours[0], 5, true);
+        // 800 ms in, eight of theirs: 10 over the window, and their pace for the 200 ms
+        // left adds 2.
+        let view = counted(&mut g, 800, &ours[1], 10, true);
+        assert_eq!(view.remaining, 40 - kept - 2, "{cut}");
+    }
+}
