@@ -38,21 +38,30 @@ def gateway_binary() -> Path:
 
 
 def generate_stubs(out: Path) -> None:
-    """Runs grpc_tools' protoc over every .proto under proto/ into `out`."""
+    """Runs grpc_tools' protoc over every .proto under proto/ into `out`.
+
+    protoc runs as a child process so that, when it fails, its own message is in the error."""
     from grpc_tools import protoc
 
-    well_known = resources.files("grpc_tools") / "_proto"
+    well_known = Path(str(resources.files("grpc_tools") / "_proto"))
+    if not (well_known / "google" / "protobuf" / "struct.proto").is_file():
+        raise RuntimeError(f"grpcio-tools has no well-known protos under {well_known}")
     files = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
     args = [
-        "grpc_tools.protoc",
+        sys.executable,
+        "-m",
+        protoc.__name__,
         f"-I{PROTO}",
         f"-I{well_known}",
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         *files,
     ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed: {' '.join(args)}")
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"protoc exited with {done.returncode}: {' '.join(args)}\n{done.stdout}{done.stderr}"
+        )
 
 
 @pytest.fixture(scope="session")
