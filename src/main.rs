@@ -56,6 +56,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("LISTEN_ADDR {}: {e}", config.listen_addr))?;
     let addr = listener.local_addr()?;
+    let shutdown = server::shutdown_signal();
     // Tests and the quick start read this line to find the port.
     println!("close-gateway listening on {addr}");
     if let Some(emulator) = &dev_emulator {
@@ -65,7 +66,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_grace: config.shutdown_grace,
         max_message_bytes: config.max_grpc_message_bytes,
     };
-    server::run(listener, gateway, options, server::shutdown_signal()).await?;
+    server::run(listener, gateway, options, shutdown).await?;
     Ok(())
 }
 

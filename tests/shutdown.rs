@@ -160,13 +160,7 @@ impl Gateway {
         let first = statuses.message().await.unwrap().unwrap();
         assert_eq!(first.status(), ServingStatus::Serving);
 
-        let pid = self.child.id().expect("close-gateway already exited");
-        let kill = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success(), "kill -TERM {pid} failed");
-
+        self.send_term();
         loop {
             let next = tokio::time::timeout(BOUND, statuses.message())
                 .await
@@ -177,6 +171,15 @@ impl Gateway {
                 Ok(None) | Err(_) => panic!("health stream ended before NOT_SERVING"),
             }
         }
+    }
+
+    fn send_term(&self) {
+        let pid = self.child.id().expect("close-gateway already exited");
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success(), "kill -TERM {pid} failed");
     }
 
     /// Waits for the process to exit; returns its status, stdout and stderr.
@@ -246,6 +249,21 @@ async fn sigterm_lets_the_call_in_flight_complete_and_exits_zero() {
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(received[0].method, "GET");
     assert_eq!(received[0].path, "/api/v1/lead/lead_shutdownTest1/");
+}
+
+/// The signal handlers are in place before the listening line: a SIGTERM sent as soon as it
+/// is read drains and exits 0. (Registered later, the default action killed the process:
+/// signal 15, seen from the Helm chart's test.)
+#[tokio::test]
+async fn sigterm_right_after_the_listening_line_exits_zero() {
+    let (emulator, _) = emulator_with_lead().await;
+    let gate = Gate::start(emulator.addr()).await;
+    let gateway = Gateway::start(&gate, "60s").await;
+    gateway.send_term();
+
+    let (status, stdout, stderr) = gateway.exit().await;
+    assert_eq!(status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("shutdown requested"), "stderr: {stderr}");
 }
 
 #[tokio::test]

@@ -120,8 +120,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown = close_gateway::server::shutdown_signal();
     println!("close-emulator listening on {}", emulator.base_url());
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("emulator shutting down");
     emulator.shutdown();
     ExitCode::SUCCESS
@@ -209,27 +210,4 @@ fn pairs<T: std::str::FromStr>(items: &[String]) -> Result<Vec<(String, T)>, Str
         }
     }
     Ok(out)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
