@@ -253,3 +253,12 @@ def test_every_env_var_the_chart_sets_is_a_setting_of_the_binary(render):
         seen |= set(env_of(render(*REQUIRED, *extra)))
     assert {"REDIS_URL", "REDIS_CLUSTER_NODES", "LIMITER_GROUPS_FILE", "METRICS_ADDR"} <= seen
     assert seen <= accepted, f"not settings of close-gateway: {sorted(seen - accepted)}"
+
+
+def test_the_image_tag_defaults_to_the_crate_version(render):
+    """Chart.yaml's appVersion (the default image tag) follows Cargo.toml's version."""
+    (crate,) = re.findall(r'^version = "([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == crate
+    image = container(render(*REQUIRED))["image"]
+    assert image == f"close-gateway:{crate}"
